@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/invoke-worker/worker/config"
+	"github.com/invoke-worker/worker/invoke/emulator"
+)
+
+func newEmulatorCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "emulator",
+		Short: "Run the local function emulator alone",
+		Long: `Run an HTTP server that speaks the OCI Functions invoke API
+(POST /{apiVersion}/functions/{functionId}/actions/invoke), verifies every
+request's OCI signature against --public-key, and serves functions whose
+behaviour is chosen per function:
+
+  echo                       answer 200 with the request body (default)
+  status=404                 answer that status (OCI error JSON when >= 400)
+  latency=200ms              wait before answering
+  fail=2                     the first 2 calls fail (fail_status, default 503)
+  fail_ratio=0.3             each call fails with probability 0.3
+  fail_status=502, code=X, message=Y, retry_after=2s
+  hang                       never answer
+  drop                       close the connection without an answer
+  size=1024                  answer with 1024 bytes instead of the echo
+
+Combine with commas: --function ocid1.fnfunc.oc1.phx.aaaa=fail=2,latency=50ms
+Admin routes: GET /emulator/stats, PUT /emulator/functions/{id} (body: spec),
+POST /emulator/reset, GET /healthz.`,
+	}
+	cmd.Flags().String("listen", "", "address to listen on (config emulator.listen)")
+	cmd.Flags().String("public-key", "", "PEM public key to verify signatures with (config emulator.public_key); without it nothing is verified")
+	cmd.Flags().String("default", "", "behaviour of functions not listed (config emulator.default)")
+	cmd.Flags().StringArray("function", nil, "OCID=SPEC: a function's behaviour (repeatable)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		extra := flagOverride(cmd, "listen", "emulator.listen")
+		extra = append(extra, flagOverride(cmd, "public-key", "emulator.public_key")...)
+		extra = append(extra, flagOverride(cmd, "default", "emulator.default")...)
+		cfg, err := loadConfig(g, extra...)
+		if err != nil {
+			return err
+		}
+		fns, _ := cmd.Flags().GetStringArray("function")
+		for _, f := range fns {
+			id, spec, ok := cutFunctionSpec(f)
+			if !ok {
+				return usagef("--function %q: want OCID=SPEC", f)
+			}
+			if cfg.Emulator.Functions == nil {
+				cfg.Emulator.Functions = map[string]string{}
+			}
+			cfg.Emulator.Functions[id] = spec
+		}
+		log := newLogger(cfg.Log, os.Stderr)
+		ctx, stop := signalContext(cmd.Context(), log)
+		defer stop()
+		emu, err := startEmulator(cfg.Emulator, nil, "", log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "emulator listening on %s\n", emu.URL())
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return emu.Close(sctx)
+	}
+	return cmd
+}
+
+// cutFunctionSpec splits "OCID=SPEC" at the first "=" (specs contain "="
+// themselves, OCIDs never do).
+func cutFunctionSpec(s string) (id, spec string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '=' {
+			return s[:i], s[i+1:], i > 0
+		}
+	}
+	return "", "", false
+}
+
+// startEmulator builds and starts an emulator from configuration. extra
+// functions (dev mode's) are added to the configured ones, which win.
+func startEmulator(c config.Emulator, extra map[string]emulator.Behavior, keyID string, log zerolog.Logger) (*emulator.Emulator, error) {
+	cfg := emulator.Config{
+		Logger:           log.With().Str("component", "emulator").Logger(),
+		KeyID:            keyID,
+		Functions:        map[string]emulator.Behavior{},
+		MaxRecordedCalls: 0,
+	}
+	for id, b := range extra {
+		cfg.Functions[id] = b
+	}
+	if c.PublicKey != "" {
+		pem, err := os.ReadFile(c.PublicKey)
+		if err != nil {
+			return nil, &config.KeyError{Key: "emulator.public_key", Err: err}
+		}
+		if cfg.PublicKey, err = emulator.LoadPublicKey(pem); err != nil {
+			return nil, &config.KeyError{Key: "emulator.public_key", Err: err}
+		}
+	} else {
+		log.Warn().Msg("emulator: no public key: request signatures are NOT verified")
+	}
+	if c.Default != "" {
+		b, err := emulator.ParseBehavior(c.Default)
+		if err != nil {
+			return nil, &config.KeyError{Key: "emulator.default", Err: err}
+		}
+		cfg.Default = b
+	}
+	for id, spec := range c.Functions {
+		b, err := emulator.ParseBehavior(spec)
+		if err != nil {
+			return nil, &config.KeyError{Key: "emulator.functions", Err: fmt.Errorf("%s: %w", id, err)}
+		}
+		cfg.Functions[id] = b
+	}
+	emu, err := emulator.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := emu.Start(c.Listen); err != nil {
+		return nil, fmt.Errorf("emulator: listen on %s: %w (set emulator.listen or --listen)", c.Listen, err)
+	}
+	return emu, nil
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/admin"
+	"github.com/invoke-worker/worker/config"
+	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/invoke"
+	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/worker"
+)
+
+// topology maps configuration onto the queue's streams and consumer.
+func topology(c config.Config) queue.Topology {
+	return queue.Topology{
+		JobsStream:      c.Streams.Jobs,
+		ResultsStream:   c.Streams.Results,
+		DLQStream:       c.Streams.DLQ,
+		JobsSubjects:    c.Streams.JobsSubjects,
+		ResultsPrefix:   c.Streams.ResultsPrefix,
+		DLQPrefix:       c.Streams.DLQPrefix,
+		Replicas:        c.Streams.Replicas,
+		MaxMsgSize:      int32(c.Streams.MaxMsgSize),
+		JobsMaxAge:      c.Streams.JobsMaxAge,
+		ResultsMaxAge:   c.Streams.ResultsMaxAge,
+		DLQMaxAge:       c.Streams.DLQMaxAge,
+		DuplicateWindow: c.Streams.DuplicateWindow,
+		Durable:         c.Consumer.Durable,
+		AckWait:         c.Consumer.AckWait,
+		MaxAckPending:   c.Consumer.MaxAckPending,
+	}.WithDefaults()
+}
+
+func connConfig(c config.Config, log zerolog.Logger, url string, state func(bool)) queue.ConnConfig {
+	return queue.ConnConfig{
+		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
+		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
+		Name: c.NATS.Name, ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
+		Logger: log, OnStateChange: state,
+	}
+}
+
+// startEmbedded starts the embedded server and says so.
+func startEmbedded(c config.Config, log zerolog.Logger) (*queue.Embedded, error) {
+	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{
+		Listen:     c.NATS.Embedded.Listen,
+		StoreDir:   c.NATS.Embedded.StoreDir,
+		MaxPayload: int32(c.NATS.Embedded.MaxPayload),
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("url", srv.ClientURL()).Str("store_dir", srv.StoreDir()).
+		Msg("no nats.url configured: started an embedded NATS server with JetStream")
+	return srv, nil
+}
+
+// clientConn connects a short-lived command (enqueue, dlq) to NATS: the
+// configured URL, else the local embedded server's address.
+func clientConn(ctx context.Context, c config.Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	url := c.NATS.URL
+	local := url == ""
+	if local {
+		url = "nats://" + c.NATS.Embedded.Listen
+	}
+	cc := connConfig(c, log, url, nil)
+	nc, err := queue.Connect(ctx, cc)
+	if err != nil {
+		if local {
+			return nil, nil, fmt.Errorf("no NATS server at %s: start `worker dev` or `worker run` on this machine, or pass --nats URL: %w", url, err)
+		}
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// signalContext is cancelled on the first SIGINT/SIGTERM; a second one
+// exits at once. Nothing acknowledged is lost by that: unacknowledged jobs
+// are redelivered by JetStream.
+func signalContext(parent context.Context, log zerolog.Logger) (context.Context, func()) {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		select {
+		case <-again:
+			log.Warn().Msg("second signal: exiting now; unfinished jobs will be redelivered")
+			os.Exit(exitFailed)
+		case <-finished:
+		}
+	}()
+	return ctx, func() { close(finished); stop() }
+}
+
+// serviceOptions are what `dev` adds to a plain `run`.
+type serviceOptions struct {
+	// embedded is an already started server (dev); nil starts one when
+	// nats.url is empty.
+	embedded *queue.Embedded
+	// onReady runs once the worker is consuming.
+	onReady func()
+}
+
+// runService runs the worker until ctx is cancelled, then shuts down in
+// order: stop taking jobs and drain in-flight ones, flush acknowledgements
+// (connection drain), stop the admin endpoint, stop the embedded server.
+func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt serviceOptions) (err error) {
+	if c.Worker.ID == "" {
+		c.Worker.ID = defaultWorkerID()
+	}
+	log = log.With().Str("worker", c.Worker.ID).Logger()
+
+	retryPolicy, err := invoke.NewRetryPolicy(c.Retry.On, c.Retry.Never)
+	if err != nil {
+		return &config.KeyError{Key: "retry.on", Err: err}
+	}
+	signer, err := invoke.NewOCISigner(invoke.OCIAuth{
+		Mode: c.Invoke.OCI.Auth, ConfigFile: c.Invoke.OCI.ConfigFile, Profile: c.Invoke.OCI.Profile, Passphrase: c.Invoke.OCI.Passphrase,
+	})
+	if err != nil {
+		key := "invoke.oci.auth"
+		if c.Invoke.OCI.Auth == invoke.AuthAPIKey {
+			key = "invoke.oci.config_file"
+		}
+		return &config.KeyError{Key: key, Err: err}
+	}
+	if signer == nil {
+		log.Warn().Msg("invoke.oci.auth is none: requests are not signed (only an emulator without a public key accepts them)")
+	}
+	client, err := invoke.New(invoke.Config{
+		Resolver:       invoke.StaticEndpoints(c.Invoke.Endpoints),
+		Signer:         signer,
+		APIVersion:     c.Invoke.APIVersion,
+		RequestLimit:   int64(c.Invoke.RequestLimit),
+		ResponseLimit:  int64(c.Invoke.ResponseLimit),
+		ConnectTimeout: c.Invoke.Timeout.Connect,
+		ReadTimeout:    c.Invoke.Timeout.Read,
+		MaxConns:       c.Worker.Concurrency,
+		UserAgent:      "invoke-worker/" + version(),
+		Logger:         &log,
+	})
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+
+	embedded := opt.embedded
+	url := c.NATS.URL
+	if url == "" {
+		if embedded == nil {
+			if embedded, err = startEmbedded(c, log); err != nil {
+				return err
+			}
+			defer embedded.Shutdown()
+		}
+		url = embedded.ClientURL()
+	}
+	var connected atomic.Bool
+	nc, err := queue.Connect(ctx, connConfig(c, log, url, connected.Store))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	topo := topology(c)
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cons, err := queue.Ensure(setupCtx, js, topo)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("set up streams: %w", err)
+	}
+
+	w, err := worker.New(worker.Config{
+		ID:            c.Worker.ID,
+		Concurrency:   c.Worker.Concurrency,
+		ResultsStream: topo.ResultsStream,
+		ResultsPrefix: topo.ResultsPrefix,
+		RequestLimit:  int64(c.Invoke.RequestLimit),
+		Retry: worker.RetryConfig{
+			MaxAttempts: c.Retry.MaxAttempts, InitialInterval: c.Retry.InitialInterval, MaxInterval: c.Retry.MaxInterval,
+			Multiplier: c.Retry.Multiplier, MaxElapsed: c.Retry.MaxElapsed, Randomization: c.Retry.Randomization,
+		},
+		RetryPolicy:      retryPolicy,
+		MaxJobAge:        c.Worker.MaxJobAge,
+		DrainTimeout:     c.Worker.DrainTimeout,
+		ProgressInterval: c.Worker.ProgressInterval,
+		Logger:           &log,
+	}, worker.Deps{
+		Consumer:    cons,
+		Invoker:     client,
+		Results:     js,
+		DeadLetters: dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
+		Replies:     nc,
+	})
+	if err != nil {
+		return err
+	}
+
+	if c.HTTP.Listen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		srv, err := admin.Start(admin.Config{
+			Listen:   c.HTTP.Listen,
+			Gatherer: reg,
+			Pprof:    c.HTTP.Pprof,
+			Logger:   log,
+			Ready: func() error {
+				switch {
+				case !connected.Load():
+					return errors.New("not connected to NATS")
+				case !w.Running():
+					return errors.New("not consuming jobs")
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		log.Info().Str("addr", srv.Addr().String()).Msg("admin endpoint: /healthz /readyz /metrics")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(ctx) }()
+	if opt.onReady != nil {
+		waitRunning(ctx, w)
+		opt.onReady()
+	}
+	runErr := <-runDone
+
+	// Flush acknowledgements and publishes still buffered in the client.
+	drained := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
+	if err := nc.Drain(); err != nil {
+		log.Warn().Err(err).Msg("NATS drain failed; unflushed acknowledgements will show up as redeliveries")
+	} else {
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+			log.Warn().Msg("NATS drain timed out")
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info().Msg("shut down cleanly")
+	return nil
+}
+
+func waitRunning(ctx context.Context, w *worker.Worker) {
+	for !w.Running() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// hostPort returns a printable address for a listener.
+func hostPort(a net.Addr) string { return strings.TrimPrefix(a.String(), "tcp://") }

@@ -1,0 +1,338 @@
+package config
+
+import "time"
+
+// Config is the whole worker configuration. The yaml tags are the key names
+// used in the file, in WORKER_ environment variables and in overrides.
+type Config struct {
+	// NATS is how the worker connects to NATS, or runs it embedded.
+	NATS NATS `yaml:"nats"`
+	// Streams names the JetStream streams and their subjects and limits.
+	Streams Streams `yaml:"streams"`
+	// Consumer is the durable pull consumer shared by all workers.
+	Consumer Consumer `yaml:"consumer"`
+	// Worker is this process's job scheduling.
+	Worker Worker `yaml:"worker"`
+	// Invoke is how functions are called.
+	Invoke Invoke `yaml:"invoke"`
+	// Retry is the backoff policy between invocation attempts.
+	Retry Retry `yaml:"retry"`
+	// Breaker is the circuit breaker in front of failing functions.
+	Breaker Breaker `yaml:"breaker"`
+	// HTTP is the admin endpoint (metrics, health).
+	HTTP HTTP `yaml:"http"`
+	// Log is the log output.
+	Log Log `yaml:"log"`
+	// Emulator is the local function emulator (worker dev, worker emulator).
+	Emulator Emulator `yaml:"emulator"`
+}
+
+// NATS is the connection to NATS.
+type NATS struct {
+	// URL is the server URL, or a comma-separated list of them; empty starts
+	// the embedded server. Default "".
+	URL string `yaml:"url"`
+	// Creds is the path to a .creds file (JWT and nkey seed). Default "".
+	Creds string `yaml:"creds"`
+	// NKey is the path to an nkey seed file. Default "".
+	NKey string `yaml:"nkey"`
+	// User is the user name for user/password auth. Default "".
+	User string `yaml:"user"`
+	// Password is the password for user/password auth; secret. Default "".
+	Password string `yaml:"password"`
+	// Token is the auth token; secret. Default "".
+	Token string `yaml:"token"`
+	// TLS is client TLS. Default: all empty (system roots, no client cert).
+	TLS TLS `yaml:"tls"`
+	// Name is the connection name shown by the server. Default "invoke-worker".
+	Name string `yaml:"name"`
+	// ConnectTimeout bounds the initial connection. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ReconnectWait is the pause between reconnect attempts. Default 1s.
+	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	// Embedded is the server started when URL is empty.
+	Embedded Embedded `yaml:"embedded"`
+}
+
+// TLS holds client TLS file paths.
+type TLS struct {
+	// CA is a PEM file of CAs to trust instead of the system roots. Default "".
+	CA string `yaml:"ca"`
+	// Cert is the PEM client certificate; needs Key. Default "".
+	Cert string `yaml:"cert"`
+	// Key is the PEM client key; needs Cert. Default "".
+	Key string `yaml:"key"`
+}
+
+// Embedded is the embedded NATS server with JetStream.
+type Embedded struct {
+	// Listen is the client address; other commands find a local worker
+	// here. Default "127.0.0.1:4222".
+	Listen string `yaml:"listen"`
+	// StoreDir is where JetStream keeps its data. Default "./data/nats".
+	StoreDir string `yaml:"store_dir"`
+	// MaxPayload is the largest message the server accepts. Default 8MiB.
+	MaxPayload Size `yaml:"max_payload"`
+}
+
+// Streams are the JetStream streams the worker creates or updates.
+type Streams struct {
+	// Jobs is the work-queue stream of jobs. Default "INVOKE_JOBS".
+	Jobs string `yaml:"jobs"`
+	// Results is the stream of results. Default "INVOKE_RESULTS".
+	Results string `yaml:"results"`
+	// DLQ is the dead-letter stream. Default "INVOKE_DLQ".
+	DLQ string `yaml:"dlq"`
+	// JobsSubjects are the subjects the jobs stream captures.
+	// Default ["invoke.jobs.>"].
+	JobsSubjects []string `yaml:"jobs_subjects"`
+	// ResultsPrefix: results go to <prefix>.<job-id>. Default "invoke.results".
+	ResultsPrefix string `yaml:"results_prefix"`
+	// DLQPrefix: records go to <prefix>.<reason>.<job-id>. Default "invoke.dlq".
+	DLQPrefix string `yaml:"dlq_prefix"`
+	// Replicas is the stream replica count (1 to 5). Default 1.
+	Replicas int `yaml:"replicas"`
+	// MaxMsgSize is the largest message the streams accept. Default 8MiB.
+	MaxMsgSize Size `yaml:"max_msg_size"`
+	// JobsMaxAge is how long an unprocessed job is kept; 0 is unlimited.
+	// Default 0.
+	JobsMaxAge time.Duration `yaml:"jobs_max_age"`
+	// ResultsMaxAge is how long results are kept; 0 is unlimited. Default 24h.
+	ResultsMaxAge time.Duration `yaml:"results_max_age"`
+	// DLQMaxAge is how long dead-letter records are kept; 0 is unlimited.
+	// Default 720h (30 days).
+	DLQMaxAge time.Duration `yaml:"dlq_max_age"`
+	// DuplicateWindow is how long Nats-Msg-Id values are remembered for
+	// dedupe. Default 2m.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+// Consumer is the durable pull consumer on the jobs stream.
+type Consumer struct {
+	// Durable is the consumer name shared by all workers. Default "invoke-workers".
+	Durable string `yaml:"durable"`
+	// AckWait is how long a delivered job may go unacknowledged (and not
+	// extended) before it is redelivered. Default 30s.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxAckPending caps unacknowledged jobs across all workers. Default 20000.
+	MaxAckPending int `yaml:"max_ack_pending"`
+}
+
+// Worker is this process's scheduling of jobs.
+type Worker struct {
+	// ID names this process in DLQ records and logs; empty means
+	// <hostname>-<pid>, filled in by the caller. Default "".
+	ID string `yaml:"id"`
+	// Concurrency is the number of invocations in flight. Default 64.
+	Concurrency int `yaml:"concurrency"`
+	// DrainTimeout is how long shutdown waits for in-flight jobs. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxJobAge dead-letters jobs older than this as expired; 0 is off.
+	// Default 0.
+	MaxJobAge time.Duration `yaml:"max_job_age"`
+	// PerFunctionConcurrency caps in-flight invocations of one function;
+	// 0 is off. Default 0.
+	PerFunctionConcurrency int `yaml:"per_function_concurrency"`
+	// PerFunctionRate caps invocations per second of one function; 0 is off.
+	// Default 0.
+	PerFunctionRate float64 `yaml:"per_function_rate"`
+	// ProgressInterval is how often a running job's ack deadline is
+	// extended. Default 10s.
+	ProgressInterval time.Duration `yaml:"progress_interval"`
+}
+
+// Invoke is how functions are invoked.
+type Invoke struct {
+	// APIVersion is the path version of the invoke API. Default "20260325".
+	APIVersion string `yaml:"api_version"`
+	// RequestLimit is the largest request body sent; larger jobs are
+	// dead-lettered as invalid. Default 6MiB.
+	RequestLimit Size `yaml:"request_limit"`
+	// ResponseLimit is the largest response body read. Default 100MiB.
+	ResponseLimit Size `yaml:"response_limit"`
+	// Timeout bounds one attempt.
+	Timeout InvokeTimeout `yaml:"timeout"`
+	// Endpoints maps a function OCID to its invoke endpoint URL; functions
+	// not listed are looked up with GetFunction. Default empty.
+	Endpoints map[string]string `yaml:"endpoints"`
+	// OCI is how requests are authenticated.
+	OCI OCI `yaml:"oci"`
+}
+
+// InvokeTimeout bounds one invocation attempt.
+type InvokeTimeout struct {
+	// Connect bounds connection setup. Default 10s.
+	Connect time.Duration `yaml:"connect"`
+	// Read bounds the whole attempt once connected; it also caps a job's
+	// Invoke-Timeout header. Default 60s.
+	Read time.Duration `yaml:"read"`
+}
+
+// OCI is request signing.
+type OCI struct {
+	// Auth is api_key, instance_principal, resource_principal,
+	// oke_workload_identity or none (unsigned, for the emulator).
+	// Default "api_key".
+	Auth string `yaml:"auth"`
+	// ConfigFile is the OCI config file, for api_key. Default "~/.oci/config".
+	ConfigFile string `yaml:"config_file"`
+	// Profile is the profile in ConfigFile, for api_key. Default "DEFAULT".
+	Profile string `yaml:"profile"`
+	// Passphrase unlocks the API key; secret. Default "".
+	Passphrase string `yaml:"passphrase"`
+}
+
+// Retry is the backoff between attempts at one job.
+type Retry struct {
+	// MaxAttempts counts attempts including the first. Default 8.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialInterval is the first backoff. Default 500ms.
+	InitialInterval time.Duration `yaml:"initial_interval"`
+	// MaxInterval caps one backoff. Default 30s.
+	MaxInterval time.Duration `yaml:"max_interval"`
+	// Multiplier grows the backoff after each attempt. Default 2.
+	Multiplier float64 `yaml:"multiplier"`
+	// MaxElapsed caps the time spent retrying one job; 0 is no cap.
+	// Default 10m.
+	MaxElapsed time.Duration `yaml:"max_elapsed"`
+	// Randomization is the jitter factor, 0 to 1. Default 0.5.
+	Randomization float64 `yaml:"randomization"`
+	// On lists the retryable failures: network, timeout, NNN, NNN/Code or
+	// */Code. Default ["network", "429", "500", "502", "503", "504",
+	// "409/IncorrectState", "409/LockConflict"].
+	On []string `yaml:"on"`
+	// Never lists failures never retried even if On matches, in the same
+	// form. Default [].
+	Never []string `yaml:"never"`
+}
+
+// Breaker is the circuit breaker.
+type Breaker struct {
+	// Mode is function (one breaker per function), host (per endpoint host)
+	// or off. Default "function".
+	Mode string `yaml:"mode"`
+	// FailureRatio of failed requests in Interval opens the breaker.
+	// Default 0.8.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// MinRequests is the fewest requests in Interval before the ratio
+	// counts. Default 10.
+	MinRequests int `yaml:"min_requests"`
+	// Interval is the window over which the ratio is counted. Default 120s.
+	Interval time.Duration `yaml:"interval"`
+	// OpenTimeout is how long an open breaker waits before probing.
+	// Default 30s.
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	// HalfOpenRequests is the number of probes let through. Default 1.
+	HalfOpenRequests int `yaml:"half_open_requests"`
+}
+
+// HTTP is the admin endpoint.
+type HTTP struct {
+	// Listen is the admin address; empty turns the endpoint off.
+	// Default "127.0.0.1:9090".
+	Listen string `yaml:"listen"`
+	// Pprof serves /debug/pprof on the admin endpoint. Default false.
+	Pprof bool `yaml:"pprof"`
+}
+
+// Log is log output.
+type Log struct {
+	// Level is trace, debug, info, warn or error. Default "info".
+	Level string `yaml:"level"`
+	// Format is json or console. Default "json".
+	Format string `yaml:"format"`
+}
+
+// Emulator is the local function emulator.
+type Emulator struct {
+	// Listen is the emulator's address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// PublicKey is a PEM public key file that request signatures are
+	// verified against; empty means not verified. Default "".
+	PublicKey string `yaml:"public_key"`
+	// Default is the behaviour spec of functions not in Functions.
+	// Default "echo".
+	Default string `yaml:"default"`
+	// Functions maps a function OCID to its behaviour spec. Default empty.
+	Functions map[string]string `yaml:"functions"`
+}
+
+// Default returns the default configuration. Each call returns fresh maps
+// and slices, so callers may modify the result.
+func Default() Config {
+	return Config{
+		NATS: NATS{
+			Name:           "invoke-worker",
+			ConnectTimeout: 5 * time.Second,
+			ReconnectWait:  time.Second,
+			Embedded: Embedded{
+				Listen:     "127.0.0.1:4222",
+				StoreDir:   "./data/nats",
+				MaxPayload: 8 * MiB,
+			},
+		},
+		Streams: Streams{
+			Jobs:            "INVOKE_JOBS",
+			Results:         "INVOKE_RESULTS",
+			DLQ:             "INVOKE_DLQ",
+			JobsSubjects:    []string{"invoke.jobs.>"},
+			ResultsPrefix:   "invoke.results",
+			DLQPrefix:       "invoke.dlq",
+			Replicas:        1,
+			MaxMsgSize:      8 * MiB,
+			ResultsMaxAge:   24 * time.Hour,
+			DLQMaxAge:       30 * 24 * time.Hour,
+			DuplicateWindow: 2 * time.Minute,
+		},
+		Consumer: Consumer{
+			Durable:       "invoke-workers",
+			AckWait:       30 * time.Second,
+			MaxAckPending: 20000,
+		},
+		Worker: Worker{
+			Concurrency:      64,
+			DrainTimeout:     30 * time.Second,
+			ProgressInterval: 10 * time.Second,
+		},
+		Invoke: Invoke{
+			APIVersion:    "20260325",
+			RequestLimit:  6 * MiB,
+			ResponseLimit: 100 * MiB,
+			Timeout: InvokeTimeout{
+				Connect: 10 * time.Second,
+				Read:    60 * time.Second,
+			},
+			Endpoints: map[string]string{},
+			OCI: OCI{
+				Auth:       "api_key",
+				ConfigFile: "~/.oci/config",
+				Profile:    "DEFAULT",
+			},
+		},
+		Retry: Retry{
+			MaxAttempts:     8,
+			InitialInterval: 500 * time.Millisecond,
+			MaxInterval:     30 * time.Second,
+			Multiplier:      2,
+			MaxElapsed:      10 * time.Minute,
+			Randomization:   0.5,
+			On:              []string{"network", "429", "500", "502", "503", "504", "409/IncorrectState", "409/LockConflict"},
+			Never:           []string{},
+		},
+		Breaker: Breaker{
+			Mode:             "function",
+			FailureRatio:     0.8,
+			MinRequests:      10,
+			Interval:         120 * time.Second,
+			OpenTimeout:      30 * time.Second,
+			HalfOpenRequests: 1,
+		},
+		HTTP: HTTP{Listen: "127.0.0.1:9090"},
+		Log:  Log{Level: "info", Format: "json"},
+		Emulator: Emulator{
+			Listen:    "127.0.0.1:8080",
+			Default:   "echo",
+			Functions: map[string]string{},
+		},
+	}
+}

@@ -1,0 +1,322 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// maxPayloadLimit is the largest max_payload a NATS server accepts.
+const maxPayloadLimit = 64 * MiB
+
+// Validate checks every rule and returns all problems joined, each a
+// *KeyError naming its key, or nil.
+func (c Config) Validate() error {
+	v := &validator{}
+
+	n := c.NATS
+	v.natsURLs("nats.url", n.URL)
+	v.check(n.Creds == "" || n.NKey == "", "nats.nkey", "cannot be used with nats.creds (both sign the connection)")
+	v.check(n.Password == "" || n.User != "", "nats.password", "needs nats.user")
+	v.check(n.TLS.Cert == "" || n.TLS.Key != "", "nats.tls.key", "needs to be set with nats.tls.cert")
+	v.check(n.TLS.Key == "" || n.TLS.Cert != "", "nats.tls.cert", "needs to be set with nats.tls.key")
+	v.positive("nats.connect_timeout", n.ConnectTimeout)
+	v.nonNegative("nats.reconnect_wait", n.ReconnectWait)
+	v.hostPort("nats.embedded.listen", n.Embedded.Listen)
+	v.check(n.Embedded.StoreDir != "", "nats.embedded.store_dir", "must not be empty")
+	v.sizeRange("nats.embedded.max_payload", n.Embedded.MaxPayload, maxPayloadLimit)
+
+	s := c.Streams
+	v.name("streams.jobs", s.Jobs)
+	v.name("streams.results", s.Results)
+	v.name("streams.dlq", s.DLQ)
+	v.check(s.Results != s.Jobs, "streams.results", "must differ from streams.jobs")
+	v.check(s.DLQ != s.Jobs && s.DLQ != s.Results, "streams.dlq", "must differ from streams.jobs and streams.results")
+	v.check(len(s.JobsSubjects) > 0, "streams.jobs_subjects", "must list at least one subject")
+	for _, subj := range s.JobsSubjects {
+		v.subject("streams.jobs_subjects", subj, true)
+	}
+	v.subject("streams.results_prefix", s.ResultsPrefix, false)
+	v.subject("streams.dlq_prefix", s.DLQPrefix, false)
+	v.streamOverlaps(s)
+	v.check(s.Replicas >= 1 && s.Replicas <= 5, "streams.replicas", "must be 1 to 5, got %d", s.Replicas)
+	v.sizeRange("streams.max_msg_size", s.MaxMsgSize, 0)
+	v.nonNegative("streams.jobs_max_age", s.JobsMaxAge)
+	v.nonNegative("streams.results_max_age", s.ResultsMaxAge)
+	v.nonNegative("streams.dlq_max_age", s.DLQMaxAge)
+	v.nonNegative("streams.duplicate_window", s.DuplicateWindow)
+	// JetStream refuses a duplicate window longer than the stream's max age.
+	for _, a := range []struct {
+		key string
+		age time.Duration
+	}{{"streams.jobs_max_age", s.JobsMaxAge}, {"streams.results_max_age", s.ResultsMaxAge}, {"streams.dlq_max_age", s.DLQMaxAge}} {
+		v.check(a.age <= 0 || s.DuplicateWindow <= a.age, "streams.duplicate_window",
+			"%s is longer than %s %s; JetStream requires the window to fit in the max age", s.DuplicateWindow, a.key, a.age)
+	}
+
+	cs := c.Consumer
+	v.name("consumer.durable", cs.Durable)
+	v.positive("consumer.ack_wait", cs.AckWait)
+	v.check(cs.MaxAckPending >= 1, "consumer.max_ack_pending", "must be at least 1, got %d", cs.MaxAckPending)
+
+	wk := c.Worker
+	v.check(wk.Concurrency >= 1, "worker.concurrency", "must be at least 1, got %d", wk.Concurrency)
+	v.nonNegative("worker.drain_timeout", wk.DrainTimeout)
+	v.nonNegative("worker.max_job_age", wk.MaxJobAge)
+	v.check(wk.PerFunctionConcurrency >= 0, "worker.per_function_concurrency", "must be 0 (off) or more, got %d", wk.PerFunctionConcurrency)
+	v.check(wk.PerFunctionRate >= 0, "worker.per_function_rate", "must be 0 (off) or more, got %g", wk.PerFunctionRate)
+	v.positive("worker.progress_interval", wk.ProgressInterval)
+	// A single missed extension must not cost the job its delivery.
+	if cs.AckWait > 0 && wk.ProgressInterval > 0 {
+		v.check(cs.AckWait > 2*wk.ProgressInterval, "consumer.ack_wait",
+			"%s must be more than twice worker.progress_interval (%s): the ack deadline must be extended at least twice per ack_wait",
+			cs.AckWait, wk.ProgressInterval)
+	}
+
+	in := c.Invoke
+	v.check(len(in.APIVersion) == 8 && strings.Trim(in.APIVersion, "0123456789") == "",
+		"invoke.api_version", "%q is not a date version like 20260325", in.APIVersion)
+	v.sizeRange("invoke.request_limit", in.RequestLimit, 0)
+	v.sizeRange("invoke.response_limit", in.ResponseLimit, 0)
+	v.positive("invoke.timeout.connect", in.Timeout.Connect)
+	v.positive("invoke.timeout.read", in.Timeout.Read)
+	for _, id := range sortedKeys(in.Endpoints) {
+		v.mapKey("invoke.endpoints", id)
+		v.httpURL("invoke.endpoints", id, in.Endpoints[id])
+	}
+	v.oneOf("invoke.oci.auth", in.OCI.Auth, "api_key", "instance_principal", "resource_principal", "oke_workload_identity", "none")
+	if in.OCI.Auth == "api_key" {
+		v.check(in.OCI.ConfigFile != "", "invoke.oci.config_file", "must be set when invoke.oci.auth is api_key")
+		v.check(in.OCI.Profile != "", "invoke.oci.profile", "must be set when invoke.oci.auth is api_key")
+	}
+
+	r := c.Retry
+	v.check(r.MaxAttempts >= 1, "retry.max_attempts", "must be at least 1, got %d", r.MaxAttempts)
+	v.positive("retry.initial_interval", r.InitialInterval)
+	v.positive("retry.max_interval", r.MaxInterval)
+	v.check(r.MaxInterval >= r.InitialInterval, "retry.max_interval",
+		"%s is shorter than retry.initial_interval %s", r.MaxInterval, r.InitialInterval)
+	v.check(r.Multiplier >= 1, "retry.multiplier", "must be at least 1, got %g", r.Multiplier)
+	v.nonNegative("retry.max_elapsed", r.MaxElapsed)
+	v.check(r.Randomization >= 0 && r.Randomization <= 1, "retry.randomization", "must be 0 to 1, got %g", r.Randomization)
+	for _, e := range r.On {
+		v.retryClass("retry.on", e)
+	}
+	for _, e := range r.Never {
+		v.retryClass("retry.never", e)
+	}
+
+	b := c.Breaker
+	v.oneOf("breaker.mode", b.Mode, "function", "host", "off")
+	v.check(b.FailureRatio > 0 && b.FailureRatio <= 1, "breaker.failure_ratio", "must be more than 0 and at most 1, got %g", b.FailureRatio)
+	v.check(b.MinRequests >= 1, "breaker.min_requests", "must be at least 1, got %d", b.MinRequests)
+	v.positive("breaker.interval", b.Interval)
+	v.positive("breaker.open_timeout", b.OpenTimeout)
+	v.check(b.HalfOpenRequests >= 1, "breaker.half_open_requests", "must be at least 1, got %d", b.HalfOpenRequests)
+
+	if c.HTTP.Listen != "" {
+		v.hostPort("http.listen", c.HTTP.Listen)
+	}
+	v.check(!c.HTTP.Pprof || c.HTTP.Listen != "", "http.pprof", "needs the admin endpoint, but http.listen is empty")
+
+	v.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "console")
+
+	e := c.Emulator
+	v.hostPort("emulator.listen", e.Listen)
+	v.check(e.Default != "", "emulator.default", "must not be empty")
+	for _, id := range sortedKeys(e.Functions) {
+		v.mapKey("emulator.functions", id)
+		v.check(e.Functions[id] != "", "emulator.functions", "%s: behaviour must not be empty", id)
+	}
+
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) check(ok bool, key, format string, args ...any) {
+	if !ok {
+		v.errs = append(v.errs, &KeyError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+}
+
+func (v *validator) positive(key string, d time.Duration) {
+	v.check(d > 0, key, "must be more than 0, got %s", d)
+}
+
+func (v *validator) nonNegative(key string, d time.Duration) {
+	v.check(d >= 0, key, "must not be negative, got %s", d)
+}
+
+// sizeRange requires 0 < s, and s <= limit when limit > 0.
+func (v *validator) sizeRange(key string, s, limit Size) {
+	v.check(s > 0, key, "must be more than 0, got %s", s)
+	v.check(limit <= 0 || s <= limit, key, "%s is more than the limit of %s", s, limit)
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) {
+	v.check(slices.Contains(allowed, val), key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+}
+
+func (v *validator) hostPort(key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	v.check(err == nil, key, "%q is not host:port (e.g. 127.0.0.1:4222, :4222)", addr)
+}
+
+// name checks a stream or consumer name: JetStream forbids subject tokens'
+// special characters and, because names become directories, path separators.
+func (v *validator) name(key, s string) {
+	switch {
+	case s == "":
+		v.check(false, key, "must not be empty")
+	case strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(".*>/\\", r)
+	}):
+		v.check(false, key, "%q must not contain spaces, '.', '*', '>', '/' or '\\'", s)
+	}
+}
+
+// subject checks a subject (wild allows '*' tokens and a final '>') or,
+// without wild, a literal subject prefix.
+func (v *validator) subject(key, s string, wild bool) {
+	if s == "" {
+		v.check(false, key, "must not be empty")
+		return
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			v.check(false, key, "%q has an empty token", s)
+		case strings.ContainsFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+			v.check(false, key, "%q must not contain spaces", s)
+		case wild && (t == "*" || t == ">" && i == len(tokens)-1):
+			continue
+		case strings.ContainsAny(t, "*>"):
+			if wild {
+				v.check(false, key, "%q uses a wildcard inside a token or '>' before the end", s)
+			} else {
+				v.check(false, key, "%q must not contain wildcards", s)
+			}
+		default:
+			continue
+		}
+		return // one message per subject is enough
+	}
+}
+
+// streamOverlaps rejects subjects that more than one stream would capture:
+// JetStream refuses to create such streams, and a results prefix inside the
+// jobs subjects would feed results back in as jobs.
+func (v *validator) streamOverlaps(s Streams) {
+	results, dlq := s.ResultsPrefix+".>", s.DLQPrefix+".>"
+	for _, j := range s.JobsSubjects {
+		v.check(!subjectsOverlap(j, results), "streams.results_prefix", "%q overlaps streams.jobs_subjects %q", s.ResultsPrefix, j)
+		v.check(!subjectsOverlap(j, dlq), "streams.dlq_prefix", "%q overlaps streams.jobs_subjects %q", s.DLQPrefix, j)
+	}
+	v.check(!subjectsOverlap(results, dlq), "streams.dlq_prefix", "%q overlaps streams.results_prefix %q", s.DLQPrefix, s.ResultsPrefix)
+}
+
+// subjectsOverlap reports whether some subject matches both patterns.
+func subjectsOverlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		if i == len(at) || i == len(bt) {
+			return len(at) == len(bt)
+		}
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
+			return false
+		}
+	}
+}
+
+// natsURLs checks a comma-separated list of NATS URLs. A URL without a
+// scheme is accepted as the NATS client does, as nats://. Messages show
+// URLs redacted, since they may carry a password or token.
+func (v *validator) natsURLs(key, list string) {
+	if list == "" {
+		return // embedded server
+	}
+	for i, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			v.check(false, key, "entry %d is empty", i+1)
+			continue
+		}
+		u, err := parseNATSURL(raw)
+		if err != nil {
+			v.check(false, key, "entry %d is not a URL", i+1)
+			continue
+		}
+		v.check(slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme), key,
+			"%q has scheme %q; want nats, tls, ws or wss", redactURL(u), u.Scheme)
+		v.check(u.Hostname() != "", key, "%q has no host", redactURL(u))
+		if p := u.Port(); p != "" {
+			_, err := strconv.ParseUint(p, 10, 16)
+			v.check(err == nil, key, "%q has a bad port", redactURL(u))
+		}
+	}
+}
+
+func parseNATSURL(raw string) (*url.URL, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	return url.Parse(raw)
+}
+
+func (v *validator) httpURL(key, id, raw string) {
+	u, err := url.Parse(raw)
+	ok := err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	v.check(ok, key, "%s: %q is not an http:// or https:// URL with a host", id, raw)
+}
+
+// mapKey checks a function OCID used as a map key; its exact format is the
+// function service's business, but a blank or spaced key is always a typo.
+func (v *validator) mapKey(key, id string) {
+	v.check(id != "" && !strings.ContainsFunc(id, unicode.IsSpace), key, "%q is not a function id", id)
+}
+
+// retryClass checks a failure class: network, timeout, NNN, NNN/Code or
+// */Code, NNN being an HTTP status.
+func (v *validator) retryClass(key, e string) {
+	ok := func() bool {
+		if e == "network" || e == "timeout" {
+			return true
+		}
+		status, code, hasCode := strings.Cut(e, "/")
+		if hasCode && (code == "" || strings.ContainsFunc(code, func(r rune) bool {
+			return !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.'))
+		})) {
+			return false
+		}
+		if hasCode && status == "*" {
+			return true
+		}
+		n, err := strconv.Atoi(status)
+		return err == nil && len(status) == 3 && n >= 100 && n <= 599
+	}()
+	v.check(ok, key, "%q is not network, timeout, NNN, NNN/Code or */Code (NNN an HTTP status 100-599)", e)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

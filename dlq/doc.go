@@ -1,0 +1,8 @@
+// Package dlq owns dead-letter records: what a record on
+// invoke.dlq.<reason>.<job-id> says (the original job byte for byte plus
+// why, when and where it failed), writing one and waiting for JetStream to
+// store it, and the operations on the dead-letter stream.
+//
+// It does not decide when a job is dead-lettered; the worker's outcome
+// switch does.
+package dlq

@@ -1,0 +1,128 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoke-worker/worker/job"
+)
+
+// Reason is the <reason> token of a dead-letter subject.
+type Reason string
+
+// The contract's reasons.
+const (
+	// ReasonInvalid: the job cannot be run as written.
+	ReasonInvalid Reason = "invalid"
+	// ReasonPermanent: the function service answered with a status that
+	// retrying cannot fix.
+	ReasonPermanent Reason = "permanent"
+	// ReasonExhausted: retryable failures until the retry budget ran out.
+	ReasonExhausted Reason = "exhausted"
+	// ReasonExpired: the job's deadline passed before it could be invoked.
+	ReasonExpired Reason = "expired"
+)
+
+// Reasons lists every reason, in the contract's order.
+var Reasons = []Reason{ReasonInvalid, ReasonPermanent, ReasonExhausted, ReasonExpired}
+
+// ParseReason accepts one of Reasons.
+func ParseReason(s string) (Reason, error) {
+	for _, r := range Reasons {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown dead-letter reason %q (want invalid, permanent, exhausted or expired)", s)
+}
+
+// Failure says why and where a job failed.
+type Failure struct {
+	Reason Reason
+	// Error is a description of the failure, free of credentials; it is cut
+	// to one line of at most 1 KiB.
+	Error string
+	// Status is the last HTTP status, 0 when the service never answered.
+	Status   int
+	Attempts int
+	FailedAt time.Time
+	// Worker is the id of the worker process that dead-letters the job.
+	Worker string
+}
+
+// NewMessage builds the dead-letter record of j: the original body, every
+// original header except Nats-Msg-Id (kept as Invoke-Original-Msg-Id), and
+// the contract's dead-letter headers. subjectPrefix is the DLQ subject
+// prefix (invoke.dlq by default).
+func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
+	msg := nats.NewMsg(subjectPrefix + "." + string(f.Reason) + "." + j.ID)
+	msg.Data = j.Body
+	h := msg.Header
+	for k, vs := range j.Header {
+		if k == job.HeaderMsgID {
+			continue
+		}
+		h[k] = append([]string(nil), vs...)
+	}
+	if id := j.Header.Get(job.HeaderMsgID); id != "" {
+		h.Set(job.HeaderOriginalMsgID, id)
+	}
+	h.Set(job.HeaderJobID, j.ID)
+	if j.FunctionID != "" {
+		h.Set(job.HeaderFunctionID, j.FunctionID)
+	}
+	h.Set(job.HeaderDLQReason, string(f.Reason))
+	h.Set(job.HeaderError, job.OneLine(f.Error))
+	if f.Status != 0 {
+		h.Set(job.HeaderStatus, strconv.Itoa(f.Status))
+	} else {
+		h.Del(job.HeaderStatus)
+	}
+	h.Set(job.HeaderAttempts, strconv.Itoa(f.Attempts))
+	h.Set(job.HeaderOriginalSubject, j.Subject)
+	h.Set(job.HeaderOriginalSeq, strconv.FormatUint(j.Seq, 10))
+	if !j.StoreAt.IsZero() {
+		h.Set(job.HeaderFirstSeenAt, j.StoreAt.UTC().Format(job.TimeFormatMillis))
+	}
+	h.Set(job.HeaderFailedAt, f.FailedAt.UTC().Format(job.TimeFormatMillis))
+	h.Set(job.HeaderWorker, f.Worker)
+	return msg
+}
+
+// DedupeID is the Nats-Msg-Id of j's record: a job dead-lettered again after
+// a redelivery (its first acknowledgement lost) is stored once.
+func DedupeID(j job.Job) string {
+	return "dlq-" + j.Stream + "-" + strconv.FormatUint(j.Seq, 10)
+}
+
+// Writer stores dead-letter records.
+type Writer struct {
+	js     jetstream.JetStream
+	stream string
+	prefix string
+}
+
+// NewWriter writes records under subjectPrefix into stream (the publish is
+// rejected if the subject lands in any other stream).
+func NewWriter(js jetstream.JetStream, stream, subjectPrefix string) *Writer {
+	return &Writer{js: js, stream: stream, prefix: subjectPrefix}
+}
+
+// ErrNotStored wraps a failed dead-letter publish: the job must not be
+// acknowledged.
+var ErrNotStored = errors.New("dead-letter record not stored")
+
+// DeadLetter publishes j's record and returns once JetStream has stored it.
+func (w *Writer) DeadLetter(ctx context.Context, j job.Job, f Failure) error {
+	msg := NewMessage(w.prefix, j, f)
+	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(DedupeID(j))); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrNotStored, msg.Subject, err)
+	}
+	return nil
+}

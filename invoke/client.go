@@ -1,0 +1,405 @@
+package invoke
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config.
+const (
+	// APIVersionDefault is the path version the OCI Go SDK in go.mod sends
+	// (v65.126.0 and later); 20181201 is the older documented one.
+	APIVersionDefault     = "20260325"
+	RequestLimitDefault   = 6 << 20   // OCI Functions' request limit
+	ResponseLimitDefault  = 100 << 20 // as the OCI SDKs' buffer_limit
+	ConnectTimeoutDefault = 10 * time.Second
+	ReadTimeoutDefault    = 60 * time.Second
+	MaxConnsDefault       = 64
+)
+
+// Signer signs an outgoing request in place. The OCI Go SDK's
+// common.HTTPRequestSigner satisfies it.
+type Signer interface {
+	Sign(*http.Request) error
+}
+
+// Resolver finds a function's invoke endpoint (scheme and host, such as
+// https://abc.us-phoenix-1.functions.oci.oraclecloud.com).
+type Resolver interface {
+	Endpoint(ctx context.Context, functionID string) (string, error)
+}
+
+// StaticEndpoints resolves from a fixed map of function OCID to endpoint.
+type StaticEndpoints map[string]string
+
+// Endpoint implements Resolver.
+func (m StaticEndpoints) Endpoint(_ context.Context, functionID string) (string, error) {
+	if ep, ok := m[functionID]; ok && ep != "" {
+		return ep, nil
+	}
+	return "", fmt.Errorf("%w %s (add it to invoke.endpoints)", ErrNoEndpoint, functionID)
+}
+
+// Config configures a Client.
+type Config struct {
+	// Resolver maps a function id to its invoke endpoint. Required.
+	Resolver Resolver
+	// Signer signs every request; nil sends unsigned requests (only useful
+	// against an emulator that does not verify). Defaults to nil.
+	Signer Signer
+	// APIVersion is the first path segment. Defaults to APIVersionDefault.
+	APIVersion string
+	// RequestLimit is the largest body sent, in bytes. Defaults to 6 MiB.
+	RequestLimit int64
+	// ResponseLimit is the largest answer read, in bytes. Defaults to 100 MiB.
+	ResponseLimit int64
+	// ConnectTimeout bounds dialling and the TLS handshake. Defaults to 10s.
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds one attempt from sending to the end of the answer;
+	// a request's own Timeout may only shorten it. Defaults to 60s.
+	ReadTimeout time.Duration
+	// MaxConns sizes the connection pool: invocations in flight at once.
+	// Defaults to 64.
+	MaxConns int
+	// UserAgent is sent with every request. Defaults to "invoke-worker".
+	UserAgent string
+	// Transport overrides the HTTP transport (tests). Defaults to one sized
+	// for MaxConns.
+	Transport http.RoundTripper
+	// Logger receives debug lines. Defaults to zerolog.Nop().
+	Logger *zerolog.Logger
+	// Now is the clock used for the Date header. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.APIVersion == "" {
+		c.APIVersion = APIVersionDefault
+	}
+	if c.RequestLimit == 0 {
+		c.RequestLimit = RequestLimitDefault
+	}
+	if c.ResponseLimit == 0 {
+		c.ResponseLimit = ResponseLimitDefault
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = ConnectTimeoutDefault
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = ReadTimeoutDefault
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = MaxConnsDefault
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "invoke-worker"
+	}
+	if c.Logger == nil {
+		nop := zerolog.Nop()
+		c.Logger = &nop
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first unusable setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Resolver == nil:
+		return errors.New("invoke: Resolver is required")
+	case c.RequestLimit < 0 || c.ResponseLimit < 0:
+		return errors.New("invoke: limits must not be negative")
+	case c.ConnectTimeout < 0 || c.ReadTimeout < 0:
+		return errors.New("invoke: timeouts must not be negative")
+	case c.MaxConns < 0:
+		return errors.New("invoke: MaxConns must not be negative")
+	case strings.ContainsAny(c.APIVersion, "/ "):
+		return fmt.Errorf("invoke: API version %q must be one path segment", c.APIVersion)
+	}
+	return nil
+}
+
+// Request is one invocation.
+type Request struct {
+	FunctionID string
+	Body       []byte
+	// ContentType defaults to application/octet-stream, as the SDK sends.
+	ContentType string
+	// Intent is sent as fn-intent when set (httprequest or cloudevent).
+	Intent string
+	// InvokeType is sent as fn-invoke-type: sync (default) or detached.
+	InvokeType string
+	// OpcRequestID is sent as opc-request-id when set.
+	OpcRequestID string
+	// Timeout shortens the attempt below Config.ReadTimeout; 0 keeps it.
+	Timeout time.Duration
+	// Header carries extra headers passed through to the function
+	// (traceparent, tracestate). They are not signed.
+	Header http.Header
+}
+
+// Response is a success answer (2xx).
+type Response struct {
+	Status       int
+	Body         []byte
+	ContentType  string
+	OpcRequestID string
+	FnCallID     string
+	Duration     time.Duration
+}
+
+// Client invokes functions. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	http *http.Client
+}
+
+// New builds a Client.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = NewTransport(cfg.ConnectTimeout, cfg.MaxConns)
+	}
+	// No http.Client.Timeout: the SDK's 60 s total timeout cuts off
+	// functions that may run 300 s. Each attempt gets its own context
+	// deadline instead.
+	return &Client{cfg: cfg, http: &http.Client{Transport: tr}}, nil
+}
+
+// NewTransport returns a transport sized for maxConns invocations in flight
+// to the same host: Go's default keeps only two idle connections per host,
+// which makes a busy worker re-dial (and re-handshake TLS) constantly.
+func NewTransport(connectTimeout time.Duration, maxConns int) *http.Transport {
+	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          max(100, 2*maxConns),
+		MaxIdleConnsPerHost:   maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connectTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// CloseIdleConnections releases pooled connections.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// signedHeaders are the headers OCI requires signed on a POST. The body hash
+// is computed here rather than by the SDK signer, which would copy the whole
+// body into a second buffer first.
+var signedHeaders = []string{"date", "(request-target)", "host", "content-length", "content-type", "x-content-sha256"}
+
+// SignedHeaders returns the header list Invoke signs, in order.
+func SignedHeaders() []string { return append([]string(nil), signedHeaders...) }
+
+// URL returns the invoke URL of functionID on endpoint.
+func (c *Client) URL(endpoint, functionID string) string {
+	return strings.TrimRight(endpoint, "/") + "/" + c.cfg.APIVersion + "/functions/" + url.PathEscape(functionID) + "/actions/invoke"
+}
+
+// Invoke makes one attempt. A non-2xx answer, a network failure or a timeout
+// returns an *Error; a cancelled ctx returns an error wrapping ctx.Err() so
+// callers can tell interruption from failure.
+func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
+	fail := func(err error) (*Response, error) {
+		return nil, &Error{FunctionID: r.FunctionID, Err: err}
+	}
+	if int64(len(r.Body)) > c.cfg.RequestLimit {
+		return fail(fmt.Errorf("%w: %d bytes, limit %d", ErrRequestTooLarge, len(r.Body), c.cfg.RequestLimit))
+	}
+	endpoint, err := c.cfg.Resolver.Endpoint(ctx, r.FunctionID)
+	if err != nil {
+		if !errors.Is(err, ErrNoEndpoint) {
+			err = fmt.Errorf("%w: %w", ErrNoEndpoint, err)
+		}
+		return fail(err)
+	}
+
+	timeout := c.cfg.ReadTimeout
+	if r.Timeout > 0 && r.Timeout < timeout {
+		timeout = r.Timeout
+	}
+	attemptCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, c.URL(endpoint, r.FunctionID), bytes.NewReader(r.Body))
+	if err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrNoEndpoint, err))
+	}
+	h := req.Header
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	ct := r.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Accept", "*/*")
+	h.Set("User-Agent", c.cfg.UserAgent)
+	if r.Intent != "" {
+		h.Set("fn-intent", r.Intent)
+	}
+	invokeType := r.InvokeType
+	if invokeType == "" {
+		invokeType = "sync"
+	}
+	h.Set("fn-invoke-type", invokeType)
+	if r.OpcRequestID != "" {
+		h.Set("opc-request-id", r.OpcRequestID)
+	}
+	req.ContentLength = int64(len(r.Body))
+	if len(r.Body) == 0 {
+		req.Body = http.NoBody // a zero-length body must not go out chunked
+	}
+	if c.cfg.Signer != nil {
+		h.Set("Date", c.cfg.Now().UTC().Format(http.TimeFormat))
+		h.Set("Content-Length", strconv.Itoa(len(r.Body)))
+		h.Set("X-Content-Sha256", bodyHash(r.Body))
+		if err := c.cfg.Signer.Sign(req); err != nil {
+			// The SDK's errors name files and fields, never key material.
+			return fail(fmt.Errorf("%w: %w", ErrSigning, err))
+		}
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
+	}
+	defer resp.Body.Close()
+	body, err := readLimited(resp.Body, c.cfg.ResponseLimit)
+	elapsed := time.Since(start)
+	if err != nil {
+		if errors.Is(err, ErrResponseTooLarge) {
+			return nil, &Error{FunctionID: r.FunctionID, Err: err, OpcRequestID: resp.Header.Get("opc-request-id"), Duration: elapsed}
+		}
+		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := &Error{
+			FunctionID:   r.FunctionID,
+			Status:       resp.StatusCode,
+			OpcRequestID: resp.Header.Get("opc-request-id"),
+			RetryAfter:   parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now()),
+			Duration:     elapsed,
+		}
+		e.Code, e.Message = parseErrorBody(body)
+		return nil, e
+	}
+	return &Response{
+		Status:       resp.StatusCode,
+		Body:         body,
+		ContentType:  resp.Header.Get("Content-Type"),
+		OpcRequestID: resp.Header.Get("opc-request-id"),
+		FnCallID:     resp.Header.Get("Fn-Call-Id"),
+		Duration:     elapsed,
+	}, nil
+}
+
+// transportFailure classifies a request that got no complete answer.
+func (c *Client) transportFailure(parent, attempt context.Context, fn string, start time.Time, err error) (*Response, error) {
+	elapsed := time.Since(start)
+	if parent.Err() != nil {
+		// The caller gave up (shutdown): not the function's failure.
+		return nil, fmt.Errorf("invocation interrupted: %w", context.Cause(parent))
+	}
+	if errors.Is(context.Cause(attempt), ErrTimeout) || isTimeout(err) {
+		return nil, &Error{FunctionID: fn, Err: fmt.Errorf("%w after %s", ErrTimeout, elapsed.Round(time.Millisecond)), Duration: elapsed}
+	}
+	return nil, &Error{FunctionID: fn, Err: fmt.Errorf("%w: %s", ErrNetwork, describeNetErr(err)), Duration: elapsed}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// describeNetErr keeps the cause but drops the URL that url.Error prepends:
+// it is long and says nothing new.
+func describeNetErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// parseErrorBody reads OCI's {code, message}; Fn answers {message}. A body
+// that is neither keeps a short prefix as the message.
+func parseErrorBody(body []byte) (code, message string) {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && (e.Code != "" || e.Message != "") {
+		return e.Code, e.Message
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return "", s
+}
+
+// parseRetryAfter accepts delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// NewRequestID returns a random id for opc-request-id style use.
+func NewRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}

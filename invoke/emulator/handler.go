@@ -1,0 +1,354 @@
+package emulator
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Spec bodies sent to the admin route are tiny; cap them anyway.
+const maxSpecBytes = 4096
+
+func (e *Emulator) routes() http.Handler {
+	mux := http.NewServeMux()
+	// Methods are checked in the handlers rather than in the patterns so that
+	// a wrong method gets an OCI-style JSON 405 instead of ServeMux's text.
+	mux.HandleFunc("/{apiVersion}/functions/{functionId}/actions/invoke", e.serveInvoke)
+	mux.HandleFunc("/emulator/stats", e.serveStats)
+	mux.HandleFunc("/emulator/functions/{functionId}", e.serveFunction)
+	mux.HandleFunc("/emulator/reset", e.serveReset)
+	mux.HandleFunc("/healthz", e.serveHealth)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "no such route")
+	})
+	return withRequestID(mux)
+}
+
+// withRequestID gives every response an opc-request-id, echoing the
+// caller's like OCI so clients can correlate logs.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if id == "" {
+			id = newID()
+		}
+		w.Header().Set(HeaderRequestID, id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ociError is OCI's error body.
+type ociError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	body, _ := json.Marshal(ociError{Code: code, Message: message}) // cannot fail for two strings
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the client may be gone; nothing to do about it
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "InternalServerError", "encode response")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "method not allowed, use "+allow)
+}
+
+// isAPIVersion accepts any 8-digit date-like version (20181201, 20260325, ...).
+func isAPIVersion(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// reject answers an invoke that never reached a function and logs it at warn.
+func (e *Emulator) reject(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	e.log.Warn().
+		Str("function", r.PathValue("functionId")).
+		Str("requestId", w.Header().Get(HeaderRequestID)).
+		Int("status", status).
+		Str("reason", message).
+		Msg("emulator: invoke rejected")
+	writeError(w, status, code, message)
+}
+
+func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
+	if !e.enter() {
+		writeError(w, http.StatusServiceUnavailable, "FunctionInvokeServiceUnavailable", "emulator is closed")
+		return
+	}
+	defer e.leave()
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		e.reject(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "invoke requires POST")
+		return
+	}
+	fnID := r.PathValue("functionId")
+	if !isAPIVersion(r.PathValue("apiVersion")) || validFunctionID(fnID) != nil {
+		e.reject(w, r, http.StatusNotFound, "NotAuthorizedOrNotFound", "unknown API version or function id")
+		return
+	}
+
+	// Refuse a declared oversize body before reading any of it; bodies of
+	// unknown length are cut off by MaxBytesReader instead.
+	if r.ContentLength > e.maxBody {
+		e.countRejected(true)
+		e.reject(w, r, http.StatusRequestEntityTooLarge, "FunctionInvokeRequestContentTooLarge", tooLargeMessage(e.maxBody))
+		return
+	}
+	buf := e.getBuf()
+	defer e.putBuf(buf)
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1) // +1 so ReadFrom sees EOF without regrowing
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, e.maxBody)); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			e.countRejected(true)
+			e.reject(w, r, http.StatusRequestEntityTooLarge, "FunctionInvokeRequestContentTooLarge", tooLargeMessage(e.maxBody))
+			return
+		}
+		e.reject(w, r, http.StatusBadRequest, "InvalidParameter", "could not read request body")
+		return
+	}
+	body := buf.Bytes()
+
+	signed := false
+	if e.pub != nil {
+		if _, err := verifyRequest(r, body, e.pub, e.keyID, e.now(), e.maxSkew); err != nil {
+			e.countRejected(false)
+			e.reject(w, r, http.StatusUnauthorized, "NotAuthenticated", err.Error())
+			return
+		}
+		signed = true
+	}
+
+	e.call(w, r, fnID, body, signed)
+}
+
+func tooLargeMessage(limit int64) string {
+	return "request body exceeds " + strconv.FormatInt(limit, 10) + " bytes"
+}
+
+// call runs one function call according to its behaviour. Accounting is
+// deferred so that it also happens when Drop has to abort the handler.
+func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, body []byte, signed bool) {
+	began := time.Now() // monotonic, for the log only
+	var rec *Call
+	if e.record {
+		rec = &Call{FunctionID: fnID, Start: e.now(), RequestID: w.Header().Get(HeaderRequestID),
+			Headers: r.Header.Clone(), BodyLen: len(body), Signed: signed}
+	}
+	st, b, fail := e.beginCall(fnID)
+	w.Header().Set(HeaderCallID, newID())
+
+	status, how := 0, outcomeAbandoned
+	defer func() {
+		if rec != nil {
+			rec.End, rec.Status = e.now(), status
+		}
+		e.endCall(st, status, how, rec)
+		if ev := e.log.Debug(); ev.Enabled() {
+			ev.Str("function", fnID).
+				Str("requestId", w.Header().Get(HeaderRequestID)).
+				Int("status", status).
+				Str("outcome", [...]string{"answered", "dropped", "abandoned"}[how]).
+				Dur("duration", time.Since(began)).
+				Msg("emulator: invoke")
+		}
+	}()
+
+	ctx := r.Context()
+	if b.Latency > 0 {
+		if ok, closing := e.sleep(ctx, b.Latency); !ok {
+			e.abandon(w, closing)
+			return
+		}
+	}
+
+	// Hang and Drop apply to the failing calls when failures are injected,
+	// otherwise to every call.
+	if (b.Hang || b.Drop) && (fail || !b.injectsFailures()) {
+		if b.Drop {
+			how = outcomeDropped
+			dropConn(w)
+			return
+		}
+		e.abandon(w, e.hang(ctx))
+		return
+	}
+
+	how = outcomeAnswered
+	switch {
+	case fail:
+		status = b.failStatus()
+		writeBehaviorError(w, b, status)
+	case b.Status >= 400:
+		status = b.Status
+		writeBehaviorError(w, b, status)
+	case strings.EqualFold(r.Header.Get(HeaderInvokeType), "detached"):
+		// Detached: OCI acknowledges once it has accepted the call.
+		status = http.StatusAccepted
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(status)
+	case b.Status != 0 || b.ResponseSize > 0:
+		status = b.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		e.writeSized(w, status, b.ResponseSize)
+	default:
+		status = http.StatusOK
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		h := w.Header()
+		h.Set("Content-Type", ct)
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}
+}
+
+func writeBehaviorError(w http.ResponseWriter, b Behavior, status int) {
+	code, msg := b.Code, b.Message
+	if code == "" {
+		code = DefaultCode(status)
+	}
+	if msg == "" {
+		msg = "emulated failure (" + http.StatusText(status) + ")"
+	}
+	if b.RetryAfter > 0 {
+		w.Header().Set(HeaderRetryAfter, strconv.FormatInt(int64(math.Ceil(b.RetryAfter.Seconds())), 10))
+	}
+	writeError(w, status, code, msg)
+}
+
+// writeSized answers status with n bytes of SizedBody content.
+func (e *Emulator) writeSized(w http.ResponseWriter, status, n int) {
+	h := w.Header()
+	if n > 0 {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	h.Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(status)
+	for n > 0 {
+		chunk := e.pattern[:min(n, len(e.pattern))]
+		if _, err := w.Write(chunk); err != nil {
+			return // client gone
+		}
+		n -= len(chunk)
+	}
+}
+
+// abandon ends a call that will not be answered. When the emulator is
+// closing the connection is closed so the client is not left waiting; when
+// the client went away there is nobody to answer.
+func (e *Emulator) abandon(w http.ResponseWriter, closing bool) {
+	if !closing {
+		return
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not hijackable (HTTP/2, test recorders): an explicit 503 is the
+		// closest honest answer.
+		writeError(w, http.StatusServiceUnavailable, "FunctionInvokeServiceUnavailable", "emulator is closing")
+		return
+	}
+	_ = conn.Close()
+}
+
+// dropConn closes the connection without writing a response. Where the
+// connection cannot be hijacked, http.ErrAbortHandler makes net/http abort
+// the response (reset the stream) without logging.
+func dropConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+func (e *Emulator) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	writeJSON(w, http.StatusOK, e.Stats())
+}
+
+// functionBehavior is the admin route's JSON answer.
+type functionBehavior struct {
+	FunctionID string `json:"functionId"`
+	Behavior   string `json:"behavior"`
+}
+
+func (e *Emulator) serveFunction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("functionId")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		writeJSON(w, http.StatusOK, functionBehavior{id, e.BehaviorOf(id).String()})
+	case http.MethodPut:
+		spec, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "could not read behavior spec")
+			return
+		}
+		b, err := ParseBehavior(string(spec))
+		if err == nil {
+			err = e.SetBehavior(id, b)
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, functionBehavior{id, b.String()})
+	default:
+		methodNotAllowed(w, "GET, PUT")
+	}
+}
+
+func (e *Emulator) serveReset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	e.Reset()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Emulator) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok")
+}

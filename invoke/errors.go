@@ -1,0 +1,187 @@
+package invoke
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on. An *Error from Invoke wraps at most one
+// of them; match with errors.Is.
+var (
+	// ErrNoEndpoint: no invoke endpoint is known for the function.
+	ErrNoEndpoint = errors.New("no invoke endpoint for function")
+	// ErrRequestTooLarge: the body is over the function's request limit.
+	ErrRequestTooLarge = errors.New("request body over the limit")
+	// ErrResponseTooLarge: the answer is over the response buffer limit.
+	ErrResponseTooLarge = errors.New("response body over the limit")
+	// ErrTimeout: the attempt ran out of time before the answer was read.
+	ErrTimeout = errors.New("invocation timed out")
+	// ErrNetwork: the request could not be sent or the answer not read.
+	ErrNetwork = errors.New("network error")
+	// ErrSigning: the request could not be signed (credentials unusable).
+	ErrSigning = errors.New("request signing failed")
+)
+
+// Error describes one failed attempt. Exactly one of Status (the service
+// answered) or Err (it did not, or the request never left) is set.
+type Error struct {
+	FunctionID string
+	// Status is the HTTP status of a non-success answer, 0 when there was none.
+	Status int
+	// Code and Message come from OCI's JSON error body {code, message}.
+	Code    string
+	Message string
+	// RetryAfter is the service's Retry-After hint, 0 when absent.
+	RetryAfter   time.Duration
+	OpcRequestID string
+	Duration     time.Duration
+	// Err is the cause when there was no answer: it wraps one of the
+	// sentinels above.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Status != 0 {
+		fmt.Fprintf(&b, "function answered %d", e.Status)
+		if e.Code != "" {
+			b.WriteString(" ")
+			b.WriteString(e.Code)
+		}
+		if e.Message != "" {
+			b.WriteString(": ")
+			b.WriteString(e.Message)
+		}
+	} else if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString("invocation failed")
+	}
+	if e.OpcRequestID != "" {
+		fmt.Fprintf(&b, " (opc-request-id %s)", e.OpcRequestID)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Unhealthy reports whether the failure says the function service is in
+// trouble (timeouts, connection errors, throttling, 5xx), as opposed to a
+// problem with this one request. Circuit breakers count only these.
+func (e *Error) Unhealthy() bool {
+	switch {
+	case errors.Is(e.Err, ErrTimeout), errors.Is(e.Err, ErrNetwork):
+		return true
+	case e.Status == 429, e.Status >= 500 && e.Status != 501:
+		return true
+	}
+	return false
+}
+
+// RetryPolicy decides which failures are worth another attempt. Rules are
+// written as in configuration: "network", "timeout", "NNN" (a status),
+// "NNN/Code" (a status with an OCI error code) or "*/Code" (a code with any
+// status). A failure is retryable when it matches a rule in On and none in
+// Never.
+type RetryPolicy struct {
+	on, never []retryRule
+}
+
+type retryRule struct {
+	network, timeout bool
+	status           int // 0 = any status (with a code)
+	code             string
+}
+
+// DefaultRetryOn is the contract's list of retryable failures, which is also
+// what the OCI Go SDK's default retry policy retries.
+var DefaultRetryOn = []string{"network", "timeout", "429", "500", "502", "503", "504", "409/IncorrectState", "409/LockConflict"}
+
+// NewRetryPolicy parses the rule lists.
+func NewRetryPolicy(on, never []string) (*RetryPolicy, error) {
+	p := &RetryPolicy{}
+	for _, s := range on {
+		r, err := parseRetryRule(s)
+		if err != nil {
+			return nil, err
+		}
+		p.on = append(p.on, r)
+	}
+	for _, s := range never {
+		r, err := parseRetryRule(s)
+		if err != nil {
+			return nil, err
+		}
+		p.never = append(p.never, r)
+	}
+	return p, nil
+}
+
+// ParseRetryRule checks one rule's syntax.
+func ParseRetryRule(s string) error { _, err := parseRetryRule(s); return err }
+
+func parseRetryRule(s string) (retryRule, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "network":
+		return retryRule{network: true}, nil
+	case "timeout":
+		return retryRule{timeout: true}, nil
+	}
+	statusPart, code, hasCode := strings.Cut(s, "/")
+	var r retryRule
+	if hasCode {
+		if code == "" {
+			return r, fmt.Errorf("retry rule %q: empty error code", s)
+		}
+		r.code = code
+	}
+	if statusPart == "*" && hasCode {
+		return r, nil
+	}
+	n, err := strconv.Atoi(statusPart)
+	if err != nil || n < 100 || n > 599 {
+		return r, fmt.Errorf("retry rule %q: want network, timeout, NNN, NNN/Code or */Code", s)
+	}
+	r.status = n
+	return r, nil
+}
+
+func (r retryRule) matches(e *Error) bool {
+	switch {
+	case r.network:
+		return e.Status == 0 && errors.Is(e.Err, ErrNetwork)
+	case r.timeout:
+		return e.Status == 0 && errors.Is(e.Err, ErrTimeout)
+	case e.Status == 0:
+		return false
+	case r.status != 0 && r.status != e.Status:
+		return false
+	case r.code != "" && !strings.EqualFold(r.code, e.Code):
+		return false
+	}
+	return true
+}
+
+// Retryable reports whether err (any error from Invoke) is worth retrying.
+// Errors that are not *Error (a cancelled context, say) are not.
+func (p *RetryPolicy) Retryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	for _, r := range p.never {
+		if r.matches(e) {
+			return false
+		}
+	}
+	for _, r := range p.on {
+		if r.matches(e) {
+			return true
+		}
+	}
+	return false
+}

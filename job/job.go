@@ -1,0 +1,258 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ErrInvalid is wrapped by every error Parse returns: the job cannot be run as
+// written and belongs in the dead-letter stream with reason "invalid".
+var ErrInvalid = errors.New("invalid job")
+
+// Job is one invocation request, parsed and validated from a JetStream
+// message. Body aliases the message data; it is never copied.
+type Job struct {
+	// ID is the job id: Invoke-Job-Id, else Nats-Msg-Id, else
+	// <stream>-<sequence>. It is always subject-safe, even when Parse fails,
+	// so a dead-letter subject can be built from it.
+	ID           string
+	FunctionID   string
+	Intent       string        // "" when the publisher did not set Fn-Intent
+	InvokeType   string        // sync (default) or detached
+	ContentType  string        // "" when unset
+	Timeout      time.Duration // 0 when unset; capped by the worker's config
+	Deadline     time.Time     // zero when unset
+	ReplyTo      string
+	OpcRequestID string
+	Traceparent  string
+	Tracestate   string
+
+	Body    []byte
+	Header  nats.Header // the original headers, untouched
+	Subject string      // the subject the job was published to
+	Stream  string
+	Seq     uint64    // stream sequence
+	StoreAt time.Time // when JetStream stored the job (first seen)
+}
+
+// Message is what Parse needs from a JetStream message.
+type Message struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	Stream  string
+	Seq     uint64
+	StoreAt time.Time
+}
+
+// Limits bound what a job may carry.
+type Limits struct {
+	// MaxBody is the function service's request limit in bytes (6 MiB for
+	// OCI Functions). Zero means no limit.
+	MaxBody int64
+}
+
+// Parse validates msg and returns the job. On failure the returned Job still
+// carries ID (a safe fallback when the given one is unusable), the original
+// headers, body and provenance, and the error wraps ErrInvalid with a
+// one-line reason fit for the Invoke-Error header.
+func Parse(msg Message, limits Limits) (Job, error) {
+	j := Job{
+		Body:    msg.Data,
+		Header:  msg.Header,
+		Subject: msg.Subject,
+		Stream:  msg.Stream,
+		Seq:     msg.Seq,
+		StoreAt: msg.StoreAt,
+	}
+	fallbackID := fmt.Sprintf("%s-%d", msg.Stream, msg.Seq)
+	j.ID = fallbackID
+	invalid := func(format string, args ...any) (Job, error) {
+		return j, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+
+	if id := Lookup(msg.Header, HeaderJobID); id != "" {
+		if err := ValidateJobID(id); err != nil {
+			return invalid("%s: %v", HeaderJobID, err)
+		}
+		j.ID = id
+	} else if id := Lookup(msg.Header, HeaderMsgID); id != "" {
+		if err := ValidateJobID(id); err != nil {
+			return invalid("%s %q cannot serve as the job id (%v); set %s", HeaderMsgID, truncate(id, 64), err, HeaderJobID)
+		}
+		j.ID = id
+	}
+
+	j.FunctionID = Lookup(msg.Header, HeaderFunctionID)
+	if j.FunctionID == "" {
+		return invalid("missing %s header", HeaderFunctionID)
+	}
+	if err := ValidateFunctionID(j.FunctionID); err != nil {
+		return invalid("%s: %v", HeaderFunctionID, err)
+	}
+	if limits.MaxBody > 0 && int64(len(msg.Data)) > limits.MaxBody {
+		return invalid("body is %d bytes, over the function request limit of %d bytes", len(msg.Data), limits.MaxBody)
+	}
+	if v := Lookup(msg.Header, HeaderFnIntent); v != "" {
+		v = strings.ToLower(v)
+		if v != IntentHTTPRequest && v != IntentCloudEvent {
+			return invalid("%s %q: want %s or %s", HeaderFnIntent, truncate(v, 64), IntentHTTPRequest, IntentCloudEvent)
+		}
+		j.Intent = v
+	}
+	j.InvokeType = InvokeTypeSync
+	if v := Lookup(msg.Header, HeaderFnInvokeType); v != "" {
+		v = strings.ToLower(v)
+		if v != InvokeTypeSync && v != InvokeTypeDetached {
+			return invalid("%s %q: want %s or %s", HeaderFnInvokeType, truncate(v, 64), InvokeTypeSync, InvokeTypeDetached)
+		}
+		j.InvokeType = v
+	}
+	if v := Lookup(msg.Header, HeaderTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return invalid("%s %q: want a positive Go duration such as 30s", HeaderTimeout, truncate(v, 64))
+		}
+		j.Timeout = d
+	}
+	if v := Lookup(msg.Header, HeaderDeadline); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return invalid("%s %q: want an RFC 3339 time", HeaderDeadline, truncate(v, 64))
+		}
+		j.Deadline = t
+	}
+	if v := Lookup(msg.Header, HeaderReplyTo); v != "" {
+		if err := ValidatePublishSubject(v); err != nil {
+			return invalid("%s %q: %v", HeaderReplyTo, truncate(v, 64), err)
+		}
+		j.ReplyTo = v
+	}
+	j.ContentType = Lookup(msg.Header, HeaderContentType)
+	j.OpcRequestID = Lookup(msg.Header, HeaderOpcRequestID)
+	j.Traceparent = Lookup(msg.Header, HeaderTraceparent)
+	j.Tracestate = Lookup(msg.Header, HeaderTracestate)
+	return j, nil
+}
+
+// Lookup returns the first value of the header key. NATS headers are
+// case-sensitive, but publishers in other languages lower-case them, so an
+// exact match is tried first and a case-insensitive one second.
+func Lookup(h nats.Header, key string) string {
+	if len(h) == 0 {
+		return ""
+	}
+	if v, ok := h[key]; ok && len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range h {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// ValidateJobID checks the contract's job id rule: [A-Za-z0-9_-]{1,128}.
+func ValidateJobID(id string) error {
+	if id == "" {
+		return errors.New("empty job id")
+	}
+	if len(id) > MaxJobIDLength {
+		return fmt.Errorf("job id is %d characters, over %d", len(id), MaxJobIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		if !isIDChar(id[i]) {
+			return fmt.Errorf("job id has %q at position %d; only A-Z a-z 0-9 _ - are allowed", id[i], i)
+		}
+	}
+	return nil
+}
+
+func isIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// ValidateFunctionID checks that id has OCI's function OCID shape:
+// ocid1.fnfunc.<realm>.[<region>][.<future use>].<unique id>.
+func ValidateFunctionID(id string) error {
+	parts := strings.Split(id, ".")
+	if len(parts) < 5 || len(parts) > 6 {
+		return fmt.Errorf("%q is not a function OCID (want ocid1.fnfunc.<realm>.<region>.<unique id>)", truncate(id, 64))
+	}
+	if parts[0] != "ocid1" || parts[1] != "fnfunc" {
+		return fmt.Errorf("%q is not a function OCID (want the prefix ocid1.fnfunc.)", truncate(id, 64))
+	}
+	if parts[2] == "" || !isLowerAlnum(parts[2], false) {
+		return fmt.Errorf("%q has a malformed realm %q", truncate(id, 64), truncate(parts[2], 16))
+	}
+	// Region and the reserved segment may be empty, as in OCI's own format.
+	for _, p := range parts[3 : len(parts)-1] {
+		if !isLowerAlnum(p, true) {
+			return fmt.Errorf("%q has a malformed segment %q", truncate(id, 64), truncate(p, 16))
+		}
+	}
+	unique := parts[len(parts)-1]
+	if unique == "" || len(unique) > 255 || !isLowerAlnum(unique, false) {
+		return fmt.Errorf("%q has a malformed unique id", truncate(id, 64))
+	}
+	return nil
+}
+
+func isLowerAlnum(s string, dash bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || dash && c == '-' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// ValidatePublishSubject checks that s can be published to: non-empty
+// tokens, no wildcards, no white space.
+func ValidatePublishSubject(s string) error {
+	if s == "" {
+		return errors.New("empty subject")
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return errors.New("empty subject token")
+		}
+		if tok == "*" || tok == ">" {
+			return errors.New("wildcards are not allowed")
+		}
+		if strings.ContainsAny(tok, " \t\r\n") {
+			return errors.New("white space is not allowed")
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// OneLine makes s fit the Invoke-Error header: one line, at most
+// MaxErrorHeaderBytes bytes, cut on a UTF-8 boundary.
+func OneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= MaxErrorHeaderBytes {
+		return s
+	}
+	cut := MaxErrorHeaderBytes - len("…")
+	for cut > 0 && !utf8Start(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

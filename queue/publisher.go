@@ -1,0 +1,137 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoke-worker/worker/job"
+)
+
+// Job is what a publisher enqueues.
+type Job struct {
+	// FunctionID is the function OCID. Required.
+	FunctionID string
+	// Subject is where the job is published. Defaults to
+	// "invoke.jobs.default".
+	Subject string
+	// ID is the job id, also used as the Nats-Msg-Id so that publishing the
+	// same job twice inside the duplicate window stores it once. Defaults
+	// to a random id.
+	ID   string
+	Body []byte
+	// Intent (httprequest, cloudevent), InvokeType (sync, detached),
+	// ContentType, Timeout and Deadline map to the contract's headers when
+	// set.
+	Intent      string
+	InvokeType  string
+	ContentType string
+	Timeout     time.Duration
+	Deadline    time.Time
+	// ReplyTo also receives the result by core NATS publish.
+	ReplyTo string
+	// Header holds further headers (traceparent, …); the fields above win.
+	Header nats.Header
+}
+
+// DefaultJobSubject is where jobs go when no subject is given.
+const DefaultJobSubject = "invoke.jobs.default"
+
+// ErrInvalidJob wraps every validation failure of Enqueue: nothing was
+// published.
+var ErrInvalidJob = errors.New("invalid job")
+
+// Publisher enqueues jobs and waits for JetStream to store them.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a Publisher on js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// Message validates j and builds its NATS message, filling j.ID when unset.
+// The worker would dead-letter an invalid job; refusing it here tells the
+// publisher at once instead.
+func (j *Job) Message() (*nats.Msg, error) {
+	if j.ID == "" {
+		j.ID = NewJobID()
+	}
+	if err := job.ValidateJobID(j.ID); err != nil {
+		return nil, fmt.Errorf("%w: id: %w", ErrInvalidJob, err)
+	}
+	if err := job.ValidateFunctionID(j.FunctionID); err != nil {
+		return nil, fmt.Errorf("%w: function: %w", ErrInvalidJob, err)
+	}
+	subject := j.Subject
+	if subject == "" {
+		subject = DefaultJobSubject
+	}
+	if err := job.ValidatePublishSubject(subject); err != nil {
+		return nil, fmt.Errorf("%w: subject %q: %w", ErrInvalidJob, subject, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = j.Body
+	for k, vs := range j.Header {
+		msg.Header[k] = append([]string(nil), vs...)
+	}
+	h := msg.Header
+	h.Set(job.HeaderFunctionID, j.FunctionID)
+	h.Set(job.HeaderJobID, j.ID)
+	h.Set(job.HeaderMsgID, j.ID)
+	set := func(k, v string) {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	set(job.HeaderFnIntent, j.Intent)
+	set(job.HeaderFnInvokeType, j.InvokeType)
+	set(job.HeaderContentType, j.ContentType)
+	set(job.HeaderReplyTo, j.ReplyTo)
+	if j.Timeout > 0 {
+		h.Set(job.HeaderTimeout, j.Timeout.String())
+	}
+	if !j.Deadline.IsZero() {
+		h.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
+	}
+	// Validate the way the worker will, so nothing the worker rejects is
+	// accepted here.
+	if _, err := job.Parse(job.Message{Subject: subject, Header: h, Data: j.Body}, job.Limits{}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	return msg, nil
+}
+
+// Enqueue publishes j and returns its id once JetStream stored it (or
+// recognised it as a duplicate of a job already stored).
+func (p *Publisher) Enqueue(ctx context.Context, j Job) (string, error) {
+	msg, err := j.Message()
+	if err != nil {
+		return "", err
+	}
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			return "", fmt.Errorf("enqueue %s on %s: no stream takes this subject (are the streams created? is the subject under invoke.jobs.>?): %w", j.ID, msg.Subject, err)
+		}
+		return "", fmt.Errorf("enqueue %s on %s: %w", j.ID, msg.Subject, err)
+	}
+	return j.ID, nil
+}
+
+// NewJobID returns a random job id: 20 characters of Crockford base32.
+func NewJobID() string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for _, c := range b {
+		sb.WriteByte(alphabet[c&31])
+	}
+	return sb.String()
+}

@@ -1,0 +1,170 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology names and sizes the contract's streams and the shared consumer.
+// Zero values take the documented defaults.
+type Topology struct {
+	JobsStream    string   // INVOKE_JOBS
+	ResultsStream string   // INVOKE_RESULTS
+	DLQStream     string   // INVOKE_DLQ
+	JobsSubjects  []string // invoke.jobs.>
+	ResultsPrefix string   // invoke.results
+	DLQPrefix     string   // invoke.dlq
+	Replicas      int      // 1
+	MaxMsgSize    int32    // 8 MiB
+	JobsMaxAge    time.Duration
+	ResultsMaxAge time.Duration // 24h
+	DLQMaxAge     time.Duration // 30 days
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values on
+	// every stream. Defaults to 2m.
+	DuplicateWindow time.Duration
+	Durable         string        // invoke-workers
+	AckWait         time.Duration // 30s
+	MaxAckPending   int           // 20000
+}
+
+// WithDefaults fills unset fields.
+func (t Topology) WithDefaults() Topology {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.JobsStream, "INVOKE_JOBS")
+	def(&t.ResultsStream, "INVOKE_RESULTS")
+	def(&t.DLQStream, "INVOKE_DLQ")
+	def(&t.ResultsPrefix, "invoke.results")
+	def(&t.DLQPrefix, "invoke.dlq")
+	def(&t.Durable, "invoke-workers")
+	if len(t.JobsSubjects) == 0 {
+		t.JobsSubjects = []string{"invoke.jobs.>"}
+	}
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	if t.MaxMsgSize == 0 {
+		t.MaxMsgSize = 8 << 20
+	}
+	if t.ResultsMaxAge == 0 {
+		t.ResultsMaxAge = 24 * time.Hour
+	}
+	if t.DLQMaxAge == 0 {
+		t.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if t.DuplicateWindow == 0 {
+		t.DuplicateWindow = 2 * time.Minute
+	}
+	if t.AckWait == 0 {
+		t.AckWait = 30 * time.Second
+	}
+	if t.MaxAckPending == 0 {
+		t.MaxAckPending = 20000
+	}
+	return t
+}
+
+// ResultSubject is where the result of jobID is published.
+func (t Topology) ResultSubject(jobID string) string { return t.ResultsPrefix + "." + jobID }
+
+// Streams returns the three stream configurations.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        t.JobsStream,
+			Description: "invocation jobs (work queue: acknowledged jobs are removed)",
+			Subjects:    t.JobsSubjects,
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.JobsMaxAge,
+			MaxMsgSize:  t.MaxMsgSize,
+			Duplicates:  t.DuplicateWindow,
+		},
+		{
+			Name:        t.ResultsStream,
+			Description: "invocation results, one subject per job",
+			Subjects:    []string{t.ResultsPrefix + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.ResultsMaxAge,
+			MaxMsgSize:  t.MaxMsgSize,
+			Duplicates:  t.DuplicateWindow,
+			AllowDirect: true,
+		},
+		{
+			Name:        t.DLQStream,
+			Description: "dead-lettered jobs: invoke.dlq.<reason>.<job-id>",
+			Subjects:    []string{t.DLQPrefix + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			// Never discard new records: when limits bite, the oldest
+			// go first, so a failing job always finds room.
+			Discard:     jetstream.DiscardOld,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.DLQMaxAge,
+			MaxMsgSize:  t.MaxMsgSize,
+			Duplicates:  t.DuplicateWindow,
+			AllowDirect: true,
+		},
+	}
+}
+
+// ConsumerConfig is the shared durable pull consumer on the jobs stream.
+func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.Durable,
+		Description:   "invoke workers (shared by every worker process)",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       t.AckWait,
+		// Attempts are counted by the worker; the server must not drop a
+		// job on its own (a message that hits MaxDeliver stays in the
+		// stream, unacknowledged, forever).
+		MaxDeliver:    -1,
+		MaxAckPending: t.MaxAckPending,
+	}
+}
+
+// Ensure creates the streams and the consumer when missing and updates them
+// when they differ, and returns the consumer.
+func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {
+	t = t.WithDefaults()
+	for _, sc := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, t.JobsStream, t.ConsumerConfig())
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", t.Durable, t.JobsStream, err)
+	}
+	return cons, nil
+}
+
+// ErrNotProvisioned means the streams do not exist yet: no worker has
+// started against this NATS server.
+var ErrNotProvisioned = errors.New("streams not found: start a worker (worker run or worker dev) first")
+
+// CheckStreams verifies the streams exist, for clients that must not
+// create them (enqueue, dlq).
+func CheckStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	t = t.WithDefaults()
+	for _, name := range []string{t.JobsStream, t.ResultsStream, t.DLQStream} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w (stream %s is missing)", ErrNotProvisioned, name)
+			}
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
