@@ -105,6 +105,13 @@ type Streams struct {
 	// DuplicateWindow is how long Nats-Msg-Id values are remembered for
 	// dedupe. Default 2m.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// State is the key-value bucket where workers keep each job's attempt
+	// count and history between deliveries. Default "INVOKE_ATTEMPTS".
+	State string `yaml:"state"`
+	// StateMaxAge is how long a job's state outlives its last update (it is
+	// also deleted when the job ends). Keep it above retry.max_elapsed.
+	// Default 24h.
+	StateMaxAge time.Duration `yaml:"state_max_age"`
 }
 
 // Consumer is the durable pull consumer on the jobs stream.
@@ -116,6 +123,10 @@ type Consumer struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxAckPending caps unacknowledged jobs across all workers. Default 20000.
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// FetchWait is how long one pull request waits for jobs. A worker pulls
+	// only as many jobs as it has free slots; a stopping worker waits for
+	// its last pull request to end. Default 2s.
+	FetchWait time.Duration `yaml:"fetch_wait"`
 }
 
 // Worker is this process's scheduling of jobs.
@@ -283,11 +294,14 @@ func Default() Config {
 			ResultsMaxAge:   24 * time.Hour,
 			DLQMaxAge:       30 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
+			State:           "INVOKE_ATTEMPTS",
+			StateMaxAge:     24 * time.Hour,
 		},
 		Consumer: Consumer{
 			Durable:       "invoke-workers",
 			AckWait:       30 * time.Second,
 			MaxAckPending: 20000,
+			FetchWait:     2 * time.Second,
 		},
 		Worker: Worker{
 			Concurrency:      64,

@@ -51,6 +51,10 @@ func (c Config) Validate() error {
 	v.nonNegative("streams.results_max_age", s.ResultsMaxAge)
 	v.nonNegative("streams.dlq_max_age", s.DLQMaxAge)
 	v.nonNegative("streams.duplicate_window", s.DuplicateWindow)
+	v.name("streams.state", s.State)
+	v.positive("streams.state_max_age", s.StateMaxAge)
+	v.check(s.StateMaxAge <= 0 || c.Retry.MaxElapsed <= 0 || s.StateMaxAge > c.Retry.MaxElapsed, "streams.state_max_age",
+		"%s must be longer than retry.max_elapsed (%s), or attempt counts would be forgotten while a job still retries", s.StateMaxAge, c.Retry.MaxElapsed)
 	// JetStream refuses a duplicate window longer than the stream's max age.
 	for _, a := range []struct {
 		key string
@@ -64,6 +68,7 @@ func (c Config) Validate() error {
 	v.name("consumer.durable", cs.Durable)
 	v.positive("consumer.ack_wait", cs.AckWait)
 	v.check(cs.MaxAckPending >= 1, "consumer.max_ack_pending", "must be at least 1, got %d", cs.MaxAckPending)
+	v.check(cs.FetchWait >= 100*time.Millisecond && cs.FetchWait <= time.Minute, "consumer.fetch_wait", "must be between 100ms and 1m, got %s", cs.FetchWait)
 
 	wk := c.Worker
 	v.check(wk.Concurrency >= 1, "worker.concurrency", "must be at least 1, got %d", wk.Concurrency)

@@ -54,6 +54,8 @@ type Failure struct {
 	FailedAt time.Time
 	// Worker is the id of the worker process that dead-letters the job.
 	Worker string
+	// History is the job's attempts, oldest first (at most MaxHistory).
+	History []Attempt
 }
 
 // NewMessage builds the dead-letter record of j: the original body, every
@@ -92,6 +94,11 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	}
 	h.Set(job.HeaderFailedAt, f.FailedAt.UTC().Format(job.TimeFormatMillis))
 	h.Set(job.HeaderWorker, f.Worker)
+	if len(f.History) > 0 {
+		h.Set(HeaderAttemptHistory, EncodeHistory(f.History))
+	} else {
+		h.Del(HeaderAttemptHistory)
+	}
 	return msg
 }
 
@@ -108,8 +115,8 @@ type Writer struct {
 	prefix string
 }
 
-// NewWriter writes records under subjectPrefix into stream (the publish is
-// rejected if the subject lands in any other stream).
+// NewWriter writes records under subjectPrefix; stream is the stream that
+// holds them.
 func NewWriter(js jetstream.JetStream, stream, subjectPrefix string) *Writer {
 	return &Writer{js: js, stream: stream, prefix: subjectPrefix}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -196,12 +197,35 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	topo := topology(c)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	cons, err := queue.Ensure(setupCtx, js, topo)
-	cancel()
 	if err != nil {
 		return fmt.Errorf("set up streams: %w", err)
 	}
 
+	state, err := queue.EnsureStateStore(setupCtx, js, c.Streams.State, c.Streams.StateMaxAge, c.Streams.Replicas)
+	if err != nil {
+		return fmt.Errorf("set up state bucket: %w", err)
+	}
+	// The consumer was just ensured; later calls (after it was deleted
+	// under the worker) create it again.
+	first := cons
+	source := func(ctx context.Context) (jetstream.Consumer, error) {
+		if first != nil {
+			c := first
+			first = nil
+			return c, nil
+		}
+		return queue.Ensure(ctx, js, topo)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hostOf := func(fn string) string {
+		if u, err := neturl.Parse(c.Invoke.Endpoints[fn]); err == nil && u.Host != "" {
+			return u.Host
+		}
+		return fn
+	}
 	w, err := worker.New(worker.Config{
 		ID:            c.Worker.ID,
 		Concurrency:   c.Worker.Concurrency,
@@ -216,9 +240,19 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		MaxJobAge:        c.Worker.MaxJobAge,
 		DrainTimeout:     c.Worker.DrainTimeout,
 		ProgressInterval: c.Worker.ProgressInterval,
-		Logger:           &log,
+		FetchWait:        c.Consumer.FetchWait,
+		Breaker: worker.BreakerConfig{
+			Mode: c.Breaker.Mode, FailureRatio: c.Breaker.FailureRatio, MinRequests: c.Breaker.MinRequests,
+			Interval: c.Breaker.Interval, OpenTimeout: c.Breaker.OpenTimeout, HalfOpenRequests: c.Breaker.HalfOpenRequests,
+			HostOf: hostOf,
+		},
+		PerFunctionConcurrency: c.Worker.PerFunctionConcurrency,
+		PerFunctionRate:        c.Worker.PerFunctionRate,
+		Metrics:                reg,
+		Logger:                 &log,
 	}, worker.Deps{
-		Consumer:    cons,
+		Consumer:    source,
+		State:       state,
 		Invoker:     client,
 		Results:     js,
 		DeadLetters: dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
@@ -229,8 +263,6 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 
 	if c.HTTP.Listen != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		srv, err := admin.Start(admin.Config{
 			Listen:   c.HTTP.Listen,
 			Gatherer: reg,

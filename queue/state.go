@@ -1,0 +1,71 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StateStore keeps small per-job records between deliveries of a job (the
+// worker's attempt history and count of deliveries that made no attempt)
+// in a JetStream key-value bucket, so that they survive worker crashes and
+// are shared by every worker process.
+type StateStore struct {
+	kv jetstream.KeyValue
+}
+
+// StateBucketDefault is the bucket's default name.
+const StateBucketDefault = "INVOKE_ATTEMPTS"
+
+// EnsureStateStore creates or updates the bucket. ttl bounds how long a
+// record outlives its job (entries are also deleted when a job ends).
+func EnsureStateStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) (*StateStore, error) {
+	if bucket == "" {
+		bucket = StateBucketDefault
+	}
+	if replicas == 0 {
+		replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "per-job attempt state of invoke workers",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
+	}
+	return &StateStore{kv: kv}, nil
+}
+
+// Get returns the value of key, or nil when there is none.
+func (s *StateStore) Get(ctx context.Context, key string) ([]byte, error) {
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return e.Value(), nil
+}
+
+// Put stores value under key and returns once JetStream stored it.
+func (s *StateStore) Put(ctx context.Context, key string, value []byte) error {
+	_, err := s.kv.Put(ctx, key, value)
+	return err
+}
+
+// Delete removes key.
+func (s *StateStore) Delete(ctx context.Context, key string) error {
+	err := s.kv.Delete(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
