@@ -1,0 +1,204 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/invoke"
+)
+
+// Defaults of Config.
+const (
+	ConcurrencyDefault      = 64
+	DrainTimeoutDefault     = 30 * time.Second
+	ProgressIntervalDefault = 10 * time.Second
+	ResultsPrefixDefault    = "invoke.results"
+	ResultsStreamDefault    = "INVOKE_RESULTS"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// ID names this process in dead-letter records and logs. Required.
+	ID string
+	// Concurrency is the most invocations in flight at once. Defaults to 64.
+	Concurrency int
+	// ResultsStream and ResultsPrefix say where results go:
+	// <ResultsPrefix>.<job-id> in ResultsStream. Default INVOKE_RESULTS and
+	// invoke.results.
+	ResultsStream string
+	ResultsPrefix string
+	// RequestLimit is the largest job body, in bytes; a bigger job is
+	// invalid. Defaults to 6 MiB.
+	RequestLimit int64
+	// Retry is the retry budget and backoff schedule.
+	Retry RetryConfig
+	// RetryPolicy says which failures are retryable. Defaults to the
+	// contract's list (invoke.DefaultRetryOn).
+	RetryPolicy *invoke.RetryPolicy
+	// MaxJobAge dead-letters a job as expired once it is older than this
+	// (since it was stored). 0 turns it off. Defaults to 0.
+	MaxJobAge time.Duration
+	// DrainTimeout is how long a stopping worker lets in-flight invocations
+	// finish before interrupting them. Defaults to 30s.
+	DrainTimeout time.Duration
+	// ProgressInterval is how often a running job's ack deadline is
+	// extended (InProgress). It must be well under the consumer's AckWait.
+	// Defaults to 10s.
+	ProgressInterval time.Duration
+	// Breaker configures the circuit breakers. Defaults to one breaker per
+	// function with the OCI SDK's default thresholds.
+	Breaker BreakerConfig
+	// PerFunctionConcurrency caps one function's invocations in flight in
+	// this process, so a hot function cannot take every slot. 0 turns it
+	// off. Defaults to 0.
+	PerFunctionConcurrency int
+	// PerFunctionRate caps one function's invocations per second in this
+	// process. 0 turns it off. Defaults to 0.
+	PerFunctionRate float64
+	// FetchWait is how long one pull request waits for jobs. Shorter means
+	// a quicker stop; longer, fewer idle requests. Defaults to 2s.
+	FetchWait time.Duration
+	// Metrics, when set, receives the worker's Prometheus collectors.
+	Metrics prometheus.Registerer
+	// Logger receives one line per job outcome. Defaults to zerolog.Nop().
+	Logger *zerolog.Logger
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Breaker modes.
+const (
+	BreakerPerFunction = "function"
+	BreakerPerHost     = "host"
+	BreakerOff         = "off"
+)
+
+// BreakerConfig configures circuit breakers: a breaker opens when, within
+// Interval, at least MinRequests attempts were made and FailureRatio of
+// them failed in a way that says the service is unhealthy; it stays open
+// for OpenTimeout, then lets HalfOpenRequests probes through.
+type BreakerConfig struct {
+	// Mode is function (one breaker per function), host (one per invoke
+	// endpoint host) or off. Defaults to function.
+	Mode             string
+	FailureRatio     float64       // 0.8
+	MinRequests      int           // 10
+	Interval         time.Duration // 120s
+	OpenTimeout      time.Duration // 30s
+	HalfOpenRequests int           // 1
+	// HostOf maps a function to its endpoint host, for Mode host.
+	HostOf func(functionID string) string
+}
+
+// RetryConfig is the retry budget: exponential backoff with jitter between
+// attempts, at most MaxAttempts attempts (counting the first) and no new
+// attempt once MaxElapsed has passed since the job was stored.
+type RetryConfig struct {
+	MaxAttempts     int           // 8
+	InitialInterval time.Duration // 500ms
+	MaxInterval     time.Duration // 30s
+	Multiplier      float64       // 2
+	MaxElapsed      time.Duration // 10m
+	Randomization   float64       // 0.5
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.ResultsStream == "" {
+		c.ResultsStream = ResultsStreamDefault
+	}
+	if c.ResultsPrefix == "" {
+		c.ResultsPrefix = ResultsPrefixDefault
+	}
+	if c.RequestLimit == 0 {
+		c.RequestLimit = invoke.RequestLimitDefault
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DrainTimeoutDefault
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = ProgressIntervalDefault
+	}
+	r := &c.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = 8
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = 500 * time.Millisecond
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = 30 * time.Second
+	}
+	if r.Multiplier == 0 {
+		r.Multiplier = 2
+	}
+	if r.MaxElapsed == 0 {
+		r.MaxElapsed = 10 * time.Minute
+	}
+	b := &c.Breaker
+	if b.Mode == "" {
+		b.Mode = BreakerPerFunction
+	}
+	if b.FailureRatio == 0 {
+		b.FailureRatio = 0.8
+	}
+	if b.MinRequests == 0 {
+		b.MinRequests = 10
+	}
+	if b.Interval == 0 {
+		b.Interval = 120 * time.Second
+	}
+	if b.OpenTimeout == 0 {
+		b.OpenTimeout = 30 * time.Second
+	}
+	if b.HalfOpenRequests == 0 {
+		b.HalfOpenRequests = 1
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = 2 * time.Second
+	}
+	if c.RetryPolicy == nil {
+		c.RetryPolicy, _ = invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
+	}
+	if c.Logger == nil {
+		nop := zerolog.Nop()
+		c.Logger = &nop
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first unusable setting.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("worker: ID is required")
+	case c.Concurrency < 1:
+		return fmt.Errorf("worker: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Retry.MaxAttempts < 1:
+		return fmt.Errorf("worker: Retry.MaxAttempts must be at least 1, got %d", c.Retry.MaxAttempts)
+	case c.Retry.Multiplier < 1:
+		return fmt.Errorf("worker: Retry.Multiplier must be at least 1, got %g", c.Retry.Multiplier)
+	case c.Retry.Randomization < 0 || c.Retry.Randomization > 1:
+		return fmt.Errorf("worker: Retry.Randomization must be in [0,1], got %g", c.Retry.Randomization)
+	case c.ProgressInterval <= 0 || c.DrainTimeout < 0 || c.MaxJobAge < 0 || c.FetchWait < 100*time.Millisecond:
+		return errors.New("worker: intervals must be positive (FetchWait at least 100ms)")
+	case c.Breaker.Mode != BreakerPerFunction && c.Breaker.Mode != BreakerPerHost && c.Breaker.Mode != BreakerOff:
+		return fmt.Errorf("worker: Breaker.Mode %q: want function, host or off", c.Breaker.Mode)
+	case c.Breaker.Mode == BreakerPerHost && c.Breaker.HostOf == nil:
+		return errors.New("worker: Breaker.HostOf is required in host mode")
+	case c.Breaker.FailureRatio <= 0 || c.Breaker.FailureRatio > 1:
+		return fmt.Errorf("worker: Breaker.FailureRatio must be in (0,1], got %g", c.Breaker.FailureRatio)
+	case c.PerFunctionConcurrency < 0 || c.PerFunctionRate < 0:
+		return errors.New("worker: per-function limits must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/internal/devcreds"
+	"github.com/invoke-worker/worker/internal/testenv"
+	"github.com/invoke-worker/worker/invoke"
+	"github.com/invoke-worker/worker/invoke/emulator"
+	"github.com/invoke-worker/worker/job"
+	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/worker"
+)
+
+// Function ids used across tests.
+const (
+	fnEcho   = "ocid1.fnfunc.oc1.phx.aaaaaaaaecho"
+	fnOther  = "ocid1.fnfunc.oc1.phx.aaaaaaaaother"
+	fnBroken = "ocid1.fnfunc.oc1.phx.aaaaaaaabroken"
+)
+
+type harness struct {
+	t     *testing.T
+	nats  *testenv.NATS
+	creds devcreds.Credentials
+	emu   *emulator.Emulator
+	w     *worker.Worker
+	stop  context.CancelFunc
+	done  chan error
+}
+
+// fastRetry keeps retry tests quick without changing what they assert.
+var fastRetry = worker.RetryConfig{
+	MaxAttempts:     8,
+	InitialInterval: 20 * time.Millisecond,
+	MaxInterval:     200 * time.Millisecond,
+	Multiplier:      2,
+	MaxElapsed:      time.Minute,
+	Randomization:   0.5,
+}
+
+func testLogger(t *testing.T) *zerolog.Logger {
+	if os.Getenv("TEST_LOG") == "" {
+		l := zerolog.Nop()
+		return &l
+	}
+	l := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	return &l
+}
+
+// newHarness starts NATS, the emulator (verifying signatures) and a
+// worker signing with the test credentials; functions not in fns echo.
+func newHarness(t *testing.T, cfg worker.Config, fns map[string]emulator.Behavior) *harness {
+	t.Helper()
+	h := &harness{t: t}
+	h.nats = testenv.StartNATS(t, queue.Topology{})
+	h.creds = testenv.Credentials(t)
+	h.emu = testenv.StartEmulator(t, h.creds, fns)
+	h.startWorker(cfg, testenv.Signer(t, h.creds))
+	return h
+}
+
+func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
+	t := h.t
+	t.Helper()
+	endpoints := invoke.StaticEndpoints{}
+	for _, fn := range []string{fnEcho, fnOther, fnBroken} {
+		endpoints[fn] = h.emu.URL()
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 16
+	}
+	client, err := invoke.New(invoke.Config{Resolver: endpoints, Signer: signer, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	if cfg.FetchWait == 0 {
+		cfg.FetchWait = 200 * time.Millisecond // quick stops
+	}
+	if cfg.ID == "" {
+		cfg.ID = "test-worker"
+	}
+	if cfg.Retry == (worker.RetryConfig{}) {
+		cfg.Retry = fastRetry
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	topo := h.nats.Topology
+	cfg.ResultsStream, cfg.ResultsPrefix = topo.ResultsStream, topo.ResultsPrefix
+	state, err := queue.EnsureStateStore(context.Background(), h.nats.JS, "", time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := h.nats.Consumer
+	w, err := worker.New(cfg, worker.Deps{
+		Consumer:    func(context.Context) (jetstream.Consumer, error) { return cons, nil },
+		State:       state,
+		Invoker:     client,
+		Results:     h.nats.JS,
+		DeadLetters: dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
+		Replies:     h.nats.Conn,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.w, h.stop, h.done = w, cancel, make(chan error, 1)
+	go func() { h.done <- w.Run(ctx) }()
+	t.Cleanup(func() { h.stopWorker() })
+}
+
+// stopWorker stops the worker and waits for Run to return.
+func (h *harness) stopWorker() {
+	if h.stop == nil {
+		return
+	}
+	h.stop()
+	h.stop = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("worker.Run: %v", err)
+		}
+	case <-time.After(testenv.Wait):
+		h.t.Errorf("worker did not stop")
+	}
+}
+
+// publish enqueues a raw job and waits for JetStream's ack.
+func (h *harness) publish(subject string, hdr nats.Header, body []byte) *jetstream.PubAck {
+	h.t.Helper()
+	msg := &nats.Msg{Subject: subject, Header: hdr, Data: body}
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	ack, err := h.nats.JS.PublishMsg(ctx, msg)
+	if err != nil {
+		h.t.Fatalf("publish: %v", err)
+	}
+	return ack
+}
+
+func jobHeader(fn, id string) nats.Header {
+	hdr := nats.Header{}
+	if fn != "" {
+		hdr.Set(job.HeaderFunctionID, fn)
+	}
+	if id != "" {
+		hdr.Set(job.HeaderMsgID, id)
+	}
+	return hdr
+}
+
+// streamMsgs reads every message of a stream without changing it.
+func (h *harness) streamMsgs(stream string) []*jetstream.RawStreamMsg {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	s, err := h.nats.JS.Stream(ctx, stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (h *harness) streamCount(stream string) uint64 {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	s, err := h.nats.JS.Stream(ctx, stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// waitCounts waits until the results and DLQ streams hold the given numbers
+// of records and the jobs stream is empty (every job acknowledged).
+func (h *harness) waitSettled(results, dead uint64) {
+	h.t.Helper()
+	topo := h.nats.Topology
+	testenv.Eventually(h.t, fmt.Sprintf("%d results and %d dead letters", results, dead), func() bool {
+		return h.streamCount(topo.ResultsStream) >= results && h.streamCount(topo.DLQStream) >= dead && h.streamCount(topo.JobsStream) == 0
+	})
+	if got := h.streamCount(topo.ResultsStream); got != results {
+		h.t.Fatalf("results: %d, want %d", got, results)
+	}
+	if got := h.streamCount(topo.DLQStream); got != dead {
+		h.t.Fatalf("dead letters: %d, want %d", got, dead)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}

@@ -1,0 +1,549 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/invoke"
+	"github.com/invoke-worker/worker/job"
+)
+
+// Invoker makes one invocation attempt (invoke.Client).
+type Invoker interface {
+	Invoke(ctx context.Context, r invoke.Request) (*invoke.Response, error)
+}
+
+// ResultPublisher stores results (jetstream.JetStream).
+type ResultPublisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// DeadLetterer stores dead-letter records (dlq.Writer).
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, j job.Job, f dlq.Failure) error
+}
+
+// ReplyPublisher sends a copy of a result to a job's Invoke-Reply-To subject
+// (*nats.Conn). Best effort: core NATS.
+type ReplyPublisher interface {
+	PublishMsg(msg *nats.Msg) error
+}
+
+// ConsumerSource returns the shared durable consumer, creating it when it
+// is missing (queue.Ensure). The worker calls it again when the consumer
+// was deleted under it.
+type ConsumerSource func(ctx context.Context) (jetstream.Consumer, error)
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Consumer    ConsumerSource
+	Invoker     Invoker
+	Results     ResultPublisher
+	DeadLetters DeadLetterer
+	// State keeps attempt counts and histories between deliveries
+	// (queue.StateStore). Without it every delivery counts as an attempt
+	// and records carry only the last attempt.
+	State   StateStore
+	Replies ReplyPublisher // optional
+}
+
+// Worker runs the invocation loop.
+type Worker struct {
+	cfg      Config
+	deps     Deps
+	log      zerolog.Logger
+	metrics  *metrics
+	breakers *breakers
+	limits   *functionLimits
+
+	running  atomic.Bool
+	bound    atomic.Bool
+	draining atomic.Bool
+	inFlight atomic.Int64
+}
+
+// New builds a Worker.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Consumer == nil || deps.Invoker == nil || deps.Results == nil || deps.DeadLetters == nil {
+		return nil, errors.New("worker: Consumer, Invoker, Results and DeadLetters are required")
+	}
+	log := cfg.Logger.With().Str("component", "worker").Logger()
+	m := newMetrics(cfg.Metrics)
+	return &Worker{
+		cfg:      cfg,
+		deps:     deps,
+		log:      log,
+		metrics:  m,
+		breakers: newBreakers(cfg.Breaker, log, m),
+		limits:   newFunctionLimits(cfg.PerFunctionConcurrency, cfg.PerFunctionRate),
+	}, nil
+}
+
+// Running reports whether the worker is bound to the consumer and taking
+// jobs; readiness builds on it.
+func (w *Worker) Running() bool { return w.running.Load() && w.bound.Load() && !w.draining.Load() }
+
+// InFlight is the number of jobs being handled now.
+func (w *Worker) InFlight() int { return int(w.inFlight.Load()) }
+
+// BreakerStates returns each circuit breaker's state (closed, half-open,
+// open) by key.
+func (w *Worker) BreakerStates() map[string]string { return w.breakers.states() }
+
+// Run takes jobs until ctx is cancelled, then stops gracefully: it stops
+// pulling, gives jobs that have not started back for immediate redelivery,
+// lets in-flight invocations finish for up to DrainTimeout, interrupts and
+// gives back the rest, and returns nil. Acknowledgements it sent are
+// flushed by the caller's connection drain.
+//
+// It pulls only as many jobs as it has free slots ("fetch what you can
+// run"): a job pulled is a job started, so no job waits in a client buffer
+// while its ack deadline runs out.
+func (w *Worker) Run(ctx context.Context) error {
+	// Invocations outlive ctx: a stop request must not cut them off before
+	// DrainTimeout. workCtx is cancelled only when draining gives up.
+	workCtx, interrupt := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer interrupt(nil)
+
+	w.running.Store(true)
+	defer w.running.Store(false)
+	w.log.Info().Int("concurrency", w.cfg.Concurrency).Msg("worker started")
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	var cons jetstream.Consumer
+	failures := 0
+	pause := func() {
+		failures++
+		d := min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			if cons, err = w.deps.Consumer(ctx); err != nil {
+				w.bound.Store(false)
+				w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
+				pause()
+				continue
+			}
+		}
+		// Wait for one free slot, then take every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+		for n < w.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		if err != nil {
+			for range n {
+				<-slots
+			}
+			w.fetchFailed(err, &cons)
+			pause()
+			continue
+		}
+		w.bound.Store(true)
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			wg.Add(1)
+			stopping := ctx.Err() != nil
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				w.handle(workCtx, msg, stopping)
+			}()
+		}
+		for range n - got {
+			<-slots
+		}
+		if err := batch.Error(); err != nil {
+			w.fetchFailed(err, &cons)
+			pause()
+			continue
+		}
+		failures = 0
+	}
+
+	w.draining.Store(true)
+	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	timer := time.NewTimer(w.cfg.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-allDone:
+	case <-timer.C:
+		w.log.Warn().Int("in_flight", w.InFlight()).Msg("drain timeout: interrupting in-flight jobs and giving them back")
+		interrupt(errInterrupted)
+		<-allDone
+	}
+	w.log.Info().Msg("worker stopped")
+	return nil
+}
+
+// fetchFailed logs a failed pull and drops the consumer when it is gone,
+// so the loop creates it again.
+func (w *Worker) fetchFailed(err error, cons *jetstream.Consumer) {
+	w.metrics.fetchError()
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		w.bound.Store(false)
+		*cons = nil
+		w.log.Warn().Err(err).Msg("job consumer gone; creating it again")
+		return
+	}
+	w.log.Debug().Err(err).Msg("pull request failed; retrying")
+}
+
+// handle runs one delivery from parse to acknowledgement. It never panics
+// out: a panic becomes a delayed redelivery and an error log.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
+	w.inFlight.Add(1)
+	w.metrics.inFlightAdd(1)
+	defer func() {
+		w.inFlight.Add(-1)
+		w.metrics.inFlightAdd(-1)
+	}()
+	hb := startHeartbeat(msg, w.cfg.ProgressInterval)
+	defer hb.stop()
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Str("subject", msg.Subject()).Msg("panic while handling a job; giving it back")
+			hb.stop()
+			_ = msg.NakWithDelay(w.cfg.Retry.InitialInterval)
+		}
+	}()
+
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Only JetStream messages reach a consumer; this is a bug.
+		w.log.Error().Err(err).Str("subject", msg.Subject()).Msg("job without JetStream metadata")
+		_ = msg.Nak()
+		return
+	}
+	o := outcome{}
+	o.job, o.parseErr = job.Parse(job.Message{
+		Subject: msg.Subject(),
+		Header:  msg.Headers(),
+		Data:    msg.Data(),
+		Stream:  meta.Stream,
+		Seq:     meta.Sequence.Stream,
+		StoreAt: meta.Timestamp,
+	}, job.Limits{MaxBody: w.cfg.RequestLimit})
+	var st jobState
+	var made *dlq.Attempt // the attempt this delivery made, if any
+	if o.parseErr == nil {
+		st = w.loadState(ctx, meta.Sequence.Stream, meta.NumDelivered)
+		o.attempt = max(1, int(meta.NumDelivered)-st.Free)
+		made = w.run(ctx, &o, stopping)
+	}
+	o.decidedAt = w.cfg.Now()
+	d := w.decide(o)
+	hb.stop()
+	w.apply(msg, o, d, &st, made)
+}
+
+// run checks what must be checked before an attempt and makes it. It
+// fills o and returns the attempt's record, or nil when none was made.
+func (w *Worker) run(ctx context.Context, o *outcome, stopping bool) *dlq.Attempt {
+	now := w.cfg.Now()
+	j := o.job
+	switch {
+	case o.attempt > w.cfg.Retry.MaxAttempts:
+		o.spent = true
+		return nil
+	case stopping:
+		o.deferCause = "shutdown"
+		return nil
+	}
+	if o.expired = w.expiry(j, now); o.expired != "" {
+		return nil
+	}
+	release, wait, cause := w.limits.acquire(j.FunctionID, now)
+	if cause != "" {
+		o.deferCause, o.deferFor = cause, jitter(wait)
+		return nil
+	}
+	defer release()
+	if wait > 0 {
+		time.Sleep(wait) // bounded by maxRateWait
+	}
+	done, breakerState, ok := w.breakers.allow(j.FunctionID)
+	if !ok {
+		// Retried after the open period, when a probe may be let through.
+		o.deferCause, o.deferFor = "breaker_open", jitter(w.cfg.Breaker.OpenTimeout)
+		return nil
+	}
+	start := w.cfg.Now()
+	o.resp, o.err = w.attempt(ctx, j, o.attempt)
+	elapsed := w.cfg.Now().Sub(start)
+	done(o.err)
+
+	a := &dlq.Attempt{N: o.attempt, At: start.UTC(), DurationMs: elapsed.Milliseconds(), Worker: w.cfg.ID, Breaker: breakerState}
+	var ie *invoke.Error
+	switch {
+	case o.err == nil:
+		a.Status = o.resp.Status
+		w.metrics.attempt(statusClass(o.resp.Status), elapsed.Seconds())
+	case errors.As(o.err, &ie):
+		a.Status, a.Code, a.Error = ie.Status, ie.Code, ie.Error()
+		w.metrics.attempt(errorClass(ie), elapsed.Seconds())
+	default:
+		a.Error = o.err.Error()
+		w.metrics.attempt("other", elapsed.Seconds())
+	}
+	return a
+}
+
+// jitter spreads deferred jobs over ±20% so they do not return in a herd.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+func statusClass(s int) string {
+	return strconv.Itoa(s/100) + "xx"
+}
+
+func errorClass(e *invoke.Error) string {
+	switch {
+	case e.Status != 0:
+		return statusClass(e.Status)
+	case errors.Is(e.Err, invoke.ErrTimeout):
+		return "timeout"
+	case errors.Is(e.Err, invoke.ErrNetwork):
+		return "network"
+	}
+	return "other"
+}
+
+// expiry says why j may no longer be invoked, or "".
+func (w *Worker) expiry(j job.Job, now time.Time) string {
+	if !j.Deadline.IsZero() && now.After(j.Deadline) {
+		return fmt.Sprintf("deadline %s passed before the job could be invoked", j.Deadline.UTC().Format(time.RFC3339))
+	}
+	if w.cfg.MaxJobAge > 0 && !j.StoreAt.IsZero() && now.Sub(j.StoreAt) > w.cfg.MaxJobAge {
+		return fmt.Sprintf("job is %s old, over worker.max_job_age %s", now.Sub(j.StoreAt).Round(time.Millisecond), w.cfg.MaxJobAge)
+	}
+	return ""
+}
+
+// attempt invokes the function once.
+func (w *Worker) attempt(ctx context.Context, j job.Job, attempt int) (*invoke.Response, error) {
+	req := invoke.Request{
+		FunctionID:   j.FunctionID,
+		Body:         j.Body,
+		ContentType:  j.ContentType,
+		Intent:       j.Intent,
+		InvokeType:   j.InvokeType,
+		OpcRequestID: j.OpcRequestID,
+		Timeout:      j.Timeout,
+	}
+	if req.OpcRequestID == "" {
+		// Stable per job and attempt, so the service's logs can be
+		// matched to ours and a retried call told from a duplicate.
+		req.OpcRequestID = j.ID + "-" + strconv.Itoa(attempt)
+	}
+	if j.Traceparent != "" {
+		req.Header = http.Header{"Traceparent": {j.Traceparent}}
+		if j.Tracestate != "" {
+			req.Header.Set("Tracestate", j.Tracestate)
+		}
+	}
+	resp, err := w.deps.Invoker.Invoke(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", errInterrupted, err)
+	}
+	return resp, err
+}
+
+// settleTimeout bounds storing a result or record once the decision is
+// made; it runs even while stopping, since the invocation already happened.
+const settleTimeout = 30 * time.Second
+
+// apply carries out the decision. The job is acknowledged only after
+// JetStream stored its result or dead-letter record; if that store fails
+// the job is given back, to be redelivered, rather than lost.
+func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, made *dlq.Attempt) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	j := o.job
+	seq := j.Seq
+	if made != nil && d.action != actComplete {
+		st.History = dlq.AppendHistory(st.History, *made)
+	}
+	var ev *zerolog.Event
+	switch d.action {
+	case actComplete:
+		ev = w.log.Info()
+	case actDeadLetter:
+		ev = w.log.Warn()
+	default:
+		ev = w.log.Debug()
+	}
+	ev = ev.Str("job_id", j.ID).Str("function", j.FunctionID).Int("attempt", o.attempt)
+	if d.status != 0 {
+		ev = ev.Int("status", d.status)
+	}
+	if made != nil {
+		ev = ev.Int64("duration_ms", made.DurationMs)
+	}
+
+	switch d.action {
+	case actComplete:
+		ev = ev.Int("status", o.resp.Status).Str("opc_request_id", o.resp.OpcRequestID)
+		res := w.resultMsg(j, o.resp, o.attempt)
+		if err := w.publishResult(ctx, res, j.ID); err != nil {
+			// The function ran but its result is not stored: run it again
+			// later rather than acknowledge and lose it.
+			w.log.Error().Err(err).Str("job_id", j.ID).Str("function", j.FunctionID).Msg("result not stored; job given back")
+			_ = msg.NakWithDelay(w.cfg.Retry.InitialInterval)
+			w.metrics.job("result_not_stored")
+			return
+		}
+		if j.ReplyTo != "" && w.deps.Replies != nil {
+			reply := &nats.Msg{Subject: j.ReplyTo, Header: res.Header, Data: res.Data}
+			if err := w.deps.Replies.PublishMsg(reply); err != nil {
+				w.log.Warn().Err(err).Str("job_id", j.ID).Str("reply_to", j.ReplyTo).Msg("reply not sent (the result is stored)")
+			}
+		}
+		if err := msg.Ack(); err != nil {
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("ack failed; the job will be redelivered and its result deduplicated")
+		}
+		w.dropState(ctx, seq, st)
+		w.metrics.job("completed")
+	case actDeadLetter:
+		ev = ev.Str("reason", string(d.reason)).Str("error", d.cause)
+		attempts := o.attempt
+		if made == nil {
+			attempts = o.attempt - 1 // this delivery made no attempt
+		}
+		if o.parseErr != nil {
+			attempts = 0
+		}
+		f := dlq.Failure{Reason: d.reason, Error: d.cause, Status: d.status, Attempts: max(0, attempts), FailedAt: w.cfg.Now(), Worker: w.cfg.ID, History: st.History}
+		if f.Status == 0 && len(st.History) > 0 {
+			f.Status = st.History[len(st.History)-1].Status
+		}
+		if err := w.deps.DeadLetters.DeadLetter(ctx, j, f); err != nil {
+			w.log.Error().Err(err).Str("job_id", j.ID).Str("reason", string(d.reason)).Msg("dead-letter record not stored; job given back")
+			_ = msg.NakWithDelay(w.cfg.Retry.InitialInterval)
+			w.metrics.job("record_not_stored")
+			return
+		}
+		if err := msg.TermWithReason(string(d.reason)); err != nil {
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("term failed; the job will be redelivered and its record deduplicated")
+		}
+		w.dropState(ctx, seq, st)
+		w.metrics.job("dead_lettered_" + string(d.reason))
+	case actRetry:
+		ev = ev.Dur("retry_in", d.delay).Str("error", d.cause)
+		if err := w.saveState(ctx, seq, st); err != nil {
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("attempt history not stored")
+		}
+		_ = msg.NakWithDelay(d.delay)
+		w.metrics.job("retried")
+	case actDefer:
+		ev = ev.Str("cause", d.cause).Dur("retry_in", d.delay)
+		st.Free++
+		if err := w.saveState(ctx, seq, st); err != nil {
+			// The redelivery will be charged as an attempt: fewer attempts,
+			// never more.
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("deferral not recorded; the next delivery will count as an attempt")
+		}
+		if d.delay > 0 {
+			_ = msg.NakWithDelay(d.delay)
+		} else {
+			_ = msg.Nak()
+		}
+		w.metrics.defer_(d.cause)
+	case actRelease:
+		if err := w.saveState(ctx, seq, st); err != nil {
+			w.log.Debug().Err(err).Str("job_id", j.ID).Msg("attempt history not stored")
+		}
+		_ = msg.Nak()
+		w.metrics.job("released")
+	}
+	ev.Msg("job " + d.action.String())
+}
+
+// publishResult stores a result, retrying briefly: the function already
+// ran, and the Nats-Msg-Id (the job id) makes a repeated publish safe.
+func (w *Worker) publishResult(ctx context.Context, res *nats.Msg, jobID string) error {
+	var err error
+	for i, wait := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(wait):
+			}
+		}
+		if _, err = w.deps.Results.PublishMsg(ctx, res, jetstream.WithMsgID(jobID)); err == nil {
+			return nil
+		}
+		w.log.Debug().Err(err).Int("try", i+1).Str("job_id", jobID).Msg("result publish failed")
+	}
+	return err
+}
+
+// resultMsg builds the contract's result message.
+func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int) *nats.Msg {
+	h := make(nats.Header, 12)
+	h.Set(job.HeaderMsgID, j.ID)
+	h.Set(job.HeaderJobID, j.ID)
+	h.Set(job.HeaderFunctionID, j.FunctionID)
+	h.Set(job.HeaderStatus, strconv.Itoa(r.Status))
+	h.Set(job.HeaderAttempts, strconv.Itoa(attempt))
+	h.Set(job.HeaderDurationMs, strconv.FormatInt(r.Duration.Milliseconds(), 10))
+	h.Set(job.HeaderCompletedAt, w.cfg.Now().UTC().Format(job.TimeFormatMillis))
+	if r.OpcRequestID != "" {
+		h.Set(job.HeaderOpcRequestID, r.OpcRequestID)
+	}
+	if r.FnCallID != "" {
+		h.Set(job.HeaderFnCallID, r.FnCallID)
+	}
+	if r.ContentType != "" {
+		h.Set(job.HeaderContentType, r.ContentType)
+	}
+	if j.Traceparent != "" {
+		h.Set(job.HeaderTraceparent, j.Traceparent)
+		if j.Tracestate != "" {
+			h.Set(job.HeaderTracestate, j.Tracestate)
+		}
+	}
+	return &nats.Msg{Subject: w.cfg.ResultsPrefix + "." + j.ID, Header: h, Data: r.Body}
+}
