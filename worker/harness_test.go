@@ -38,6 +38,8 @@ type harness struct {
 	w     *worker.Worker
 	stop  context.CancelFunc
 	done  chan error
+
+	readTimeout time.Duration
 }
 
 // fastRetry keeps retry tests quick without changing what they assert.
@@ -81,7 +83,11 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 16
 	}
-	client, err := invoke.New(invoke.Config{Resolver: endpoints, Signer: signer, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second})
+	readTimeout := h.readTimeout
+	if readTimeout == 0 {
+		readTimeout = 10 * time.Second
+	}
+	client, err := invoke.New(invoke.Config{Resolver: endpoints, Signer: signer, MaxConns: cfg.Concurrency, ReadTimeout: readTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +234,12 @@ func atoi(t *testing.T, s string) int {
 		t.Fatalf("%q: %v", s, err)
 	}
 	return n
+}
+
+// replaceWorker stops the harness's worker and starts one whose invoke
+// client uses readTimeout.
+func (h *harness) replaceWorker(cfg worker.Config, readTimeout time.Duration) {
+	h.stopWorker()
+	h.readTimeout = readTimeout
+	h.startWorker(cfg, testenv.Signer(h.t, h.creds))
 }
