@@ -2,7 +2,10 @@ package worker_test
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +307,40 @@ func TestNATSRestartMidRunLosesNothing(t *testing.T) {
 		seen[id] = true
 	}
 	_ = context.Background
+}
+
+// TestRedeliveredJobWithStoredResultIsAckedWithoutInvokingAgain: when a
+// worker stored a result but its acknowledgement was lost (or it died just
+// after), the redelivered job is acknowledged without a second invocation.
+func TestRedeliveredJobWithStoredResultIsAckedWithoutInvokingAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, worker.Config{}, nil)
+	h.stopWorker()
+	h.publish("invoke.jobs.l", jobHeader(fnEcho, "lost-ack"), []byte("x"))
+	// A first delivery that stores the result and never acknowledges.
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	batch, err := h.nats.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := <-batch.Messages()
+	if first == nil {
+		t.Fatal("no delivery")
+	}
+	res := nats.NewMsg("invoke.results.lost-ack")
+	res.Header.Set(job.HeaderJobID, "lost-ack")
+	res.Header.Set(job.HeaderCompletedAt, time.Now().UTC().Format(job.TimeFormatMillis))
+	res.Data = []byte("x")
+	if _, err := h.nats.JS.PublishMsg(ctx, res, jetstream.WithMsgID("lost-ack")); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Nak(); err != nil { // as if the ack never arrived
+		t.Fatal(err)
+	}
+	h.startWorker(worker.Config{ID: "second"}, testenv.Signer(t, h.creds))
+	h.waitSettled(1, 0)
+	if c := h.emu.Stats().Calls; c != 0 {
+		t.Fatalf("invoked %d times after the result was stored", c)
+	}
 }

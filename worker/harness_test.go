@@ -112,12 +112,13 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 	}
 	cons := h.nats.Consumer
 	w, err := worker.New(cfg, worker.Deps{
-		Consumer:    func(context.Context) (jetstream.Consumer, error) { return cons, nil },
-		State:       state,
-		Invoker:     client,
-		Results:     h.nats.JS,
-		DeadLetters: dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
-		Replies:     h.nats.Conn,
+		Consumer:      func(context.Context) (jetstream.Consumer, error) { return cons, nil },
+		State:         state,
+		StoredResults: resultsStream(t, h.nats),
+		Invoker:       client,
+		Results:       h.nats.JS,
+		DeadLetters:   dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
+		Replies:       h.nats.Conn,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,4 +243,13 @@ func (h *harness) replaceWorker(cfg worker.Config, readTimeout time.Duration) {
 	h.stopWorker()
 	h.readTimeout = readTimeout
 	h.startWorker(cfg, testenv.Signer(h.t, h.creds))
+}
+
+func resultsStream(t *testing.T, n *testenv.NATS) jetstream.Stream {
+	t.Helper()
+	s, err := n.JS.Stream(context.Background(), n.Topology.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

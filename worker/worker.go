@@ -42,6 +42,11 @@ type ReplyPublisher interface {
 	PublishMsg(msg *nats.Msg) error
 }
 
+// ResultFinder reads the results stream (the jetstream.Stream of results).
+type ResultFinder interface {
+	GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
+}
+
 // ConsumerSource returns the shared durable consumer, creating it when it
 // is missing (queue.Ensure). The worker calls it again when the consumer
 // was deleted under it.
@@ -56,8 +61,13 @@ type Deps struct {
 	// State keeps attempt counts and histories between deliveries
 	// (queue.StateStore). Without it every delivery counts as an attempt
 	// and records carry only the last attempt.
-	State   StateStore
-	Replies ReplyPublisher // optional
+	State StateStore
+	// StoredResults lets a redelivered job that already completed (its
+	// acknowledgement was lost, or its worker died right after storing
+	// the result) be acknowledged without invoking the function again.
+	// Optional.
+	StoredResults ResultFinder
+	Replies       ReplyPublisher // optional
 }
 
 // Worker runs the invocation loop.
@@ -263,6 +273,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
 	}, job.Limits{MaxBody: w.cfg.RequestLimit})
 	var st jobState
 	var made *dlq.Attempt // the attempt this delivery made, if any
+	if o.parseErr == nil && meta.NumDelivered > 1 && w.completedBefore(ctx, o.job) {
+		hb.stop()
+		if err := msg.Ack(); err != nil {
+			w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("ack failed")
+		}
+		st = w.loadState(ctx, meta.Sequence.Stream, meta.NumDelivered)
+		w.dropState(ctx, meta.Sequence.Stream, &st)
+		w.log.Info().Str("job_id", o.job.ID).Str("function", o.job.FunctionID).Msg("job already completed (its acknowledgement was lost); acknowledged without invoking again")
+		w.metrics.job("already_completed")
+		return
+	}
 	if o.parseErr == nil {
 		st = w.loadState(ctx, meta.Sequence.Stream, meta.NumDelivered)
 		o.attempt = max(1, int(meta.NumDelivered)-st.Free)
@@ -272,6 +293,24 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
 	d := w.decide(o)
 	hb.stop()
 	w.apply(msg, o, d, &st, made)
+}
+
+// completedBefore reports whether a result of j is already stored. A
+// result completed before j was stored belongs to an older job that reused
+// the id, not to this one.
+func (w *Worker) completedBefore(ctx context.Context, j job.Job) bool {
+	if w.deps.StoredResults == nil {
+		return false
+	}
+	m, err := w.deps.StoredResults.GetLastMsgForSubject(ctx, w.cfg.ResultsPrefix+"."+j.ID)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.log.Debug().Err(err).Str("job_id", j.ID).Msg("results lookup failed; invoking")
+		}
+		return false
+	}
+	done, err := time.Parse(job.TimeFormatMillis, m.Header.Get(job.HeaderCompletedAt))
+	return err == nil && !done.Before(j.StoreAt.Truncate(time.Millisecond))
 }
 
 // run checks what must be checked before an attempt and makes it. It

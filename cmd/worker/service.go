@@ -218,6 +218,10 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		}
 		return queue.Ensure(ctx, js, topo)
 	}
+	results, err := js.Stream(setupCtx, topo.ResultsStream)
+	if err != nil {
+		return fmt.Errorf("results stream: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hostOf := func(fn string) string {
@@ -251,12 +255,13 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Metrics:                reg,
 		Logger:                 &log,
 	}, worker.Deps{
-		Consumer:    source,
-		State:       state,
-		Invoker:     client,
-		Results:     js,
-		DeadLetters: dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
-		Replies:     nc,
+		Consumer:      source,
+		State:         state,
+		StoredResults: results,
+		Invoker:       client,
+		Results:       js,
+		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
+		Replies:       nc,
 	})
 	if err != nil {
 		return err
