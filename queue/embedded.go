@@ -103,6 +103,9 @@ func startServer(opts *server.Options, log zerolog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready after 15s on %s:%d", opts.Host, opts.Port)
 	}
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		opts.Port = a.Port // a restart keeps the port, so clients reconnect
+	}
 	return &Embedded{srv: srv, opts: opts, log: log}, nil
 }
 
@@ -121,14 +124,12 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// Restart shuts the server down and starts a new one on the same port and
-// store, as after a crash-free restart of the process. Fault tests use it.
+// Restart shuts the server down (if it is running) and starts a new one on
+// the same port and store, as after a restart of the process. Fault tests
+// use it.
 func (e *Embedded) Restart() error {
-	port := e.srv.Addr().(*net.TCPAddr).Port
 	e.Shutdown()
-	opts := e.opts.Clone()
-	opts.Port = port
-	n, err := startServer(opts, e.log)
+	n, err := startServer(e.opts.Clone(), e.log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoke-worker/worker/internal/devcreds"
+	"github.com/invoke-worker/worker/internal/testenv"
+	"github.com/invoke-worker/worker/invoke/emulator"
+	"github.com/invoke-worker/worker/job"
+	"github.com/invoke-worker/worker/queue"
+)
+
+// workerBin is the worker binary built once for the process tests.
+var workerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "worker-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	build := exec.Command("go", "build", "-o", workerBin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build worker: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const procFn = "ocid1.fnfunc.oc1.phx.aaaaaaaaproc"
+
+// fleet is the NATS server, emulator and credentials worker processes use.
+type fleet struct {
+	t     *testing.T
+	nats  *testenv.NATS
+	creds devcreds.Credentials
+	emu   *emulator.Emulator
+}
+
+func newFleet(t *testing.T, b emulator.Behavior) *fleet {
+	f := &fleet{t: t}
+	f.nats = testenv.StartNATS(t, queue.Topology{})
+	f.creds = testenv.Credentials(t)
+	f.emu = testenv.StartEmulator(t, f.creds, map[string]emulator.Behavior{procFn: b})
+	return f
+}
+
+// proc is a worker process.
+type proc struct {
+	cmd   *exec.Cmd
+	admin string
+	mu    sync.Mutex
+	out   bytes.Buffer
+	done  chan struct{}
+	err   error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// start runs `worker run` against the fleet; extra are --set overrides.
+func (f *fleet) start(id string, extra ...string) *proc {
+	t := f.t
+	t.Helper()
+	p := &proc{admin: freeAddr(t), done: make(chan struct{})}
+	args := []string{"run", "--nats", f.nats.Server.ClientURL(), "--log-level", "info",
+		"--set", "worker.id=" + id,
+		"--set", "invoke.oci.config_file=" + f.creds.ConfigFile,
+		"--set", "invoke.endpoints=" + procFn + "=" + f.emu.URL(),
+		"--set", "http.listen=" + p.admin,
+		"--set", "consumer.fetch_wait=200ms",
+	}
+	for _, e := range extra {
+		args = append(args, "--set", e)
+	}
+	p.cmd = exec.Command(workerBin, args...)
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("worker %s output:\n%s", id, tail(p.logs(), 4000))
+		}
+	})
+	testenv.Eventually(t, "worker "+id+" ready", func() bool { return p.ready() })
+	return p
+}
+
+func (p *proc) ready() bool {
+	resp, err := http.Get("http://" + p.admin + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(testenv.Wait):
+		t.Fatal("worker process did not exit")
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("wait: %v", p.err)
+	return -1
+}
+
+// cleanEnv keeps WORKER_ variables of the test environment out of the
+// child, whose configuration the test sets explicitly.
+func cleanEnv() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "WORKER_") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+func (f *fleet) publishJobs(n int, prefix string) []string {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("%s-%04d", prefix, i)
+		msg := nats.NewMsg("invoke.jobs.proc")
+		msg.Header.Set(job.HeaderFunctionID, procFn)
+		msg.Header.Set(job.HeaderMsgID, ids[i])
+		msg.Data = []byte(ids[i])
+		if _, err := f.nats.JS.PublishMsgAsync(msg); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	select {
+	case <-f.nats.JS.PublishAsyncComplete():
+	case <-ctx.Done():
+		f.t.Fatal("publishing timed out")
+	}
+	return ids
+}
+
+func (f *fleet) count(stream string) uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	s, err := f.nats.JS.Stream(ctx, stream)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// outcomes maps job id to the subjects of its results and records.
+func (f *fleet) outcomes() map[string][]string {
+	f.t.Helper()
+	out := map[string][]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	for _, name := range []string{f.nats.Topology.ResultsStream, f.nats.Topology.DLQStream} {
+		cons, err := f.nats.JS.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		n := f.count(name)
+		for range n {
+			m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			id := m.Headers().Get(job.HeaderJobID)
+			out[id] = append(out[id], m.Subject())
+		}
+	}
+	return out
+}
+
+// callsPerJob counts invocations at the emulator per job id, from the
+// opc-request-id <job-id>-<attempt> the worker sends.
+func (f *fleet) callsPerJob() map[string]int {
+	calls := map[string]int{}
+	for _, c := range f.emu.Calls(procFn) {
+		rid := c.RequestID
+		if i := strings.LastIndexByte(rid, '-'); i > 0 {
+			rid = rid[:i]
+		}
+		calls[rid]++
+	}
+	return calls
+}
+
+// TestKilledWorkerProcessLosesNoJobAndNoJobExceedsMaxAttempts: a worker
+// process is killed with SIGKILL in the middle of 2,000 jobs (some of them
+// failing and retried), then restarted. Every job ends with exactly one
+// result or one dead-letter record, and no job was invoked more than
+// retry.max_attempts times (counted at the emulator).
+func TestKilledWorkerProcessLosesNoJobAndNoJobExceedsMaxAttempts(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{Latency: 2 * time.Millisecond, FailRatio: 0.3, FailStatus: 503})
+	const n, maxAttempts = 2000, 3
+	ids := f.publishJobs(n, "k")
+	settings := []string{"worker.concurrency=32", fmt.Sprintf("retry.max_attempts=%d", maxAttempts),
+		"retry.initial_interval=10ms", "retry.max_interval=50ms", "consumer.ack_wait=2s", "worker.progress_interval=500ms"}
+	p := f.start("victim", settings...)
+	testenv.Eventually(t, "a third of the jobs settled", func() bool {
+		return f.count(f.nats.Topology.ResultsStream)+f.count(f.nats.Topology.DLQStream) > n/3
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t)
+	settled := f.count(f.nats.Topology.ResultsStream) + f.count(f.nats.Topology.DLQStream)
+	if settled >= n {
+		t.Fatalf("all %d jobs settled before the kill; the test proves nothing", n)
+	}
+	f.start("survivor", settings...)
+	testenv.Eventually(t, "every job settled", func() bool {
+		return f.count(f.nats.Topology.ResultsStream)+f.count(f.nats.Topology.DLQStream) >= n && f.count(f.nats.Topology.JobsStream) == 0
+	})
+	outcomes := f.outcomes()
+	for _, id := range ids {
+		if len(outcomes[id]) != 1 {
+			t.Fatalf("job %s has outcomes %v, want exactly one", id, outcomes[id])
+		}
+	}
+	if len(outcomes) != n {
+		t.Fatalf("%d outcomes for %d jobs", len(outcomes), n)
+	}
+	for id, c := range f.callsPerJob() {
+		if c > maxAttempts {
+			t.Fatalf("job %s was invoked %d times, more than retry.max_attempts %d", id, c, maxAttempts)
+		}
+	}
+	t.Logf("killed after %d of %d jobs settled", settled, n)
+}
+
+// TestSIGTERMFinishesInFlightJobsHandsTheRestToAnotherWorkerAndExitsZero.
+func TestSIGTERMFinishesInFlightJobsHandsTheRestToAnotherWorkerAndExitsZero(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{Latency: 400 * time.Millisecond})
+	const n = 30
+	ids := f.publishJobs(n, "t")
+	a := f.start("first", "worker.concurrency=4")
+	testenv.Eventually(t, "4 invocations in flight", func() bool { return f.emu.Stats().InFlight == 4 })
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.wait(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, tail(a.logs(), 2000))
+	}
+	st := f.emu.Stats().Functions[procFn]
+	if st.Abandoned != 0 || st.Dropped != 0 || st.Statuses[200] != st.Calls {
+		t.Fatalf("in-flight invocations were cut off: %+v", st)
+	}
+	done := f.count(f.nats.Topology.ResultsStream)
+	if done < 4 || done >= n {
+		t.Fatalf("%d results after the first worker stopped", done)
+	}
+	f.start("second", "worker.concurrency=8")
+	testenv.Eventually(t, "every job settled", func() bool {
+		return f.count(f.nats.Topology.ResultsStream) >= n && f.count(f.nats.Topology.JobsStream) == 0
+	})
+	outcomes := f.outcomes()
+	for _, id := range ids {
+		if len(outcomes[id]) != 1 {
+			t.Fatalf("job %s: %v", id, outcomes[id])
+		}
+	}
+	if c := f.emu.Stats().Functions[procFn].Calls; c != n {
+		t.Fatalf("%d invocations for %d jobs", c, n)
+	}
+}
+
+// TestReadinessFollowsTheNATSConnection: /readyz turns 503 while NATS is
+// down and 200 again once the worker reconnected and is consuming.
+func TestReadinessFollowsTheNATSConnection(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{})
+	p := f.start("ready", "nats.reconnect_wait=50ms")
+	f.nats.Server.Shutdown()
+	testenv.Eventually(t, "readiness to turn false", func() bool { return !p.ready() })
+	if err := f.nats.Server.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "readiness to return", p.ready)
+	f.publishJobs(5, "r")
+	testenv.Eventually(t, "jobs to complete after the reconnect", func() bool { return f.count(f.nats.Topology.ResultsStream) == 5 })
+}
