@@ -347,3 +347,47 @@ func TestReadinessFollowsTheNATSConnection(t *testing.T) {
 	f.publishJobs(5, "r")
 	testenv.Eventually(t, "jobs to complete after the reconnect", func() bool { return f.count(f.nats.Topology.ResultsStream) == 5 })
 }
+
+// TestSecondSignalExitsAtOnce: a stuck invocation would hold the first
+// SIGTERM for the whole drain timeout; a second signal ends the process
+// immediately, and the job comes back to the next worker.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{FailFirst: 1, Hang: true})
+	f.publishJobs(1, "h")
+	p := f.start("stuck", "worker.drain_timeout=1m", "consumer.ack_wait=1s", "worker.progress_interval=200ms")
+	testenv.Eventually(t, "the invocation to hang", func() bool { return f.emu.Stats().InFlight == 1 })
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	testenv.Eventually(t, "the worker to start draining", func() bool { return strings.Contains(p.logs(), "worker stopping") })
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != exitFailed {
+		t.Fatalf("exit code %d after a second signal, want %d", code, exitFailed)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %s to exit after the second signal", d)
+	}
+	f.start("next", "consumer.ack_wait=1s", "worker.progress_interval=200ms")
+	testenv.Eventually(t, "the job to complete on the next worker", func() bool { return f.count(f.nats.Topology.ResultsStream) == 1 })
+}
+
+// TestMetricsEndpointExposesWorkerMetrics.
+func TestMetricsEndpointExposesWorkerMetrics(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{})
+	p := f.start("metrics")
+	f.publishJobs(3, "m")
+	testenv.Eventually(t, "jobs to complete", func() bool { return f.count(f.nats.Topology.ResultsStream) == 3 })
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	for _, want := range []string{`invoke_worker_jobs_total{outcome="completed"} 3`, "invoke_worker_breaker_state{key=\"" + procFn + "\"} 0", "invoke_worker_attempt_duration_seconds_count 3"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+}
