@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -59,7 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "worker: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
+	// cobra reports an unknown subcommand as a plain error.
+	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return exitFailed

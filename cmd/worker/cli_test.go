@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/invoke-worker/worker/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for the command's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	code = run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestDevThenEnqueueWaitPrintsTheSignedEchoAndDLQReason is the README's
+// first steps: `worker dev` in one place, `worker enqueue --wait` in
+// another, the emulator verifying signatures.
+func TestDevThenEnqueueWaitPrintsTheSignedEchoAndDLQReason(t *testing.T) {
+	t.Setenv("WORKER_LOG_LEVEL", "warn")
+	natsAddr := freeAddr(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"dev",
+			"--set", "nats.embedded.listen=" + natsAddr,
+			"--set", "nats.embedded.store_dir=" + filepath.Join(dir, "nats"),
+			"--set", "emulator.listen=127.0.0.1:0",
+			"--set", "http.listen=",
+		}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("dev exited %d\n%s", code, errOut.String())
+			}
+		case <-time.After(testenv.Wait):
+			t.Error("dev did not stop")
+		}
+	}()
+	testenv.Eventually(t, "dev to be ready", func() bool { return strings.Contains(out.String(), "worker dev is running") })
+	banner := out.String()
+	for _, want := range []string{"enqueue --function ocid1.fnfunc.oc1.dev.aaaaaaaaecho --body hello --wait", "broken", "flaky", "slow"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	code, stdout, stderr := runCLI(t, "enqueue", "--nats", "nats://"+natsAddr, "--function", "ocid1.fnfunc.oc1.dev.aaaaaaaaecho", "--body", "hello", "--wait")
+	if code != 0 || stdout != "hello" {
+		t.Fatalf("enqueue --wait: code %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI(t, "enqueue", "--nats", "nats://"+natsAddr, "--function", "ocid1.fnfunc.oc1.dev.aaaaaaaamissing", "--body", "oops", "--wait=30s")
+	if code != 1 || !strings.Contains(stderr, "dead-lettered: permanent") || !strings.Contains(stderr, "404") {
+		t.Fatalf("enqueue to a missing function: code %d, stderr %s", code, stderr)
+	}
+	// Without --wait it prints the job id only.
+	code, stdout, _ = runCLI(t, "enqueue", "--nats", "nats://"+natsAddr, "--function", "ocid1.fnfunc.oc1.dev.aaaaaaaaecho", "--id", "my-job-1", "--body", "x")
+	if code != 0 || stdout != "my-job-1\n" {
+		t.Fatalf("enqueue: code %d, stdout %q", code, stdout)
+	}
+}
+
+// TestExitCodes: 2 for bad usage or configuration (naming the flag or
+// key), 1 for a failed operation.
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"unknown flag", []string{"run", "--bogus"}, 2, "--bogus"},
+		{"unknown command", []string{"frobnicate"}, 2, "frobnicate"},
+		{"bad config value", []string{"run", "--set", "worker.concurrency=0"}, 2, "worker.concurrency"},
+		{"unknown config key", []string{"run", "--set", "worker.concurency=4"}, 2, "worker.concurency"},
+		{"missing config file", []string{"run", "--config", "/nonexistent/worker.yaml"}, 2, "/nonexistent/worker.yaml"},
+		{"enqueue without function", []string{"enqueue", "--body", "x"}, 2, "--function"},
+		{"enqueue with a malformed function", []string{"enqueue", "--function", "ocid1.bucket.oc1..x", "--body", "x"}, 2, "function"},
+		{"enqueue with a bad wait", []string{"enqueue", "--function", "ocid1.fnfunc.oc1.phx.aaaa", "--wait=soon"}, 2, "--wait"},
+		{"enqueue with no server", []string{"enqueue", "--nats", "nats://127.0.0.1:1", "--function", "ocid1.fnfunc.oc1.phx.aaaa", "--body", "x"}, 1, "nats"},
+		{"version", []string{"version"}, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runCLI(t, c.args...)
+			if code != c.code {
+				t.Fatalf("exit code %d, want %d; stderr %s", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr+stdout, c.contains) {
+				t.Fatalf("output does not name %q: %s%s", c.contains, stdout, stderr)
+			}
+		})
+	}
+}
