@@ -570,3 +570,17 @@ func TestKeyErrorWrapping(t *testing.T) {
 		t.Errorf("message = %q", err)
 	}
 }
+
+// TestKubernetesServiceLinksAreNotKeys: a Service named "worker" makes
+// Kubernetes inject WORKER_SERVICE_HOST and WORKER_PORT... into pods; they
+// must not stop the worker from starting.
+func TestKubernetesServiceLinksAreNotKeys(t *testing.T) {
+	t.Parallel()
+	env := []string{"WORKER_SERVICE_HOST=10.0.0.1", "WORKER_SERVICE_PORT=9090", "WORKER_PORT=tcp://10.0.0.1:9090", "WORKER_PORT_9090_TCP_ADDR=10.0.0.1"}
+	if _, err := Load(LoadOptions{Environ: env}); err != nil {
+		t.Fatalf("service-link variables rejected: %v", err)
+	}
+	if _, err := Load(LoadOptions{Environ: []string{"WORKER_SERVICEX=1"}}); err == nil {
+		t.Fatal("an unknown WORKER_ variable was accepted")
+	}
+}

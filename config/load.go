@@ -89,6 +89,9 @@ func applyEnv(cfg *Config, environ []string, r keyRegistry) []error {
 			continue
 		}
 		l, ok := r.byEnv[name]
+		if !ok && kubernetesServiceLink(name) {
+			continue
+		}
 		if !ok {
 			hint := "WORKER_ variables must name a key, e.g. " + EnvName("nats.url")
 			if s := suggest(name, r.envs); s != "" {
@@ -102,6 +105,14 @@ func applyEnv(cfg *Config, environ []string, r keyRegistry) []error {
 		}
 	}
 	return errs
+}
+
+// kubernetesServiceLink reports whether name is one of the variables
+// Kubernetes injects for a Service called "worker" (WORKER_SERVICE_HOST,
+// WORKER_PORT_8080_TCP, ...). No configuration section is called service
+// or port, so they cannot be meant as keys.
+func kubernetesServiceLink(name string) bool {
+	return name == EnvPrefix+"PORT" || strings.HasPrefix(name, EnvPrefix+"PORT_") || strings.HasPrefix(name, EnvPrefix+"SERVICE_")
 }
 
 func applyOverrides(cfg *Config, overrides []Override, r keyRegistry) []error {
