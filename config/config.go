@@ -166,6 +166,10 @@ type Invoke struct {
 	// Endpoints maps a function OCID to its invoke endpoint URL; functions
 	// not listed are looked up with GetFunction. Default empty.
 	Endpoints map[string]string `yaml:"endpoints"`
+	// ManagementEndpoint is the Functions management API used for
+	// GetFunction; empty means the region's own
+	// (https://functions.<region>.oci.oraclecloud.com). Default empty.
+	ManagementEndpoint string `yaml:"management_endpoint"`
 	// OCI is how requests are authenticated.
 	OCI OCI `yaml:"oci"`
 }

@@ -95,6 +95,9 @@ func (c Config) Validate() error {
 		v.mapKey("invoke.endpoints", id)
 		v.httpURL("invoke.endpoints", id, in.Endpoints[id])
 	}
+	if in.ManagementEndpoint != "" {
+		v.httpURL("invoke.management_endpoint", "", in.ManagementEndpoint)
+	}
 	v.oneOf("invoke.oci.auth", in.OCI.Auth, "api_key", "instance_principal", "resource_principal", "oke_workload_identity", "none")
 	if in.OCI.Auth == "api_key" {
 		v.check(in.OCI.ConfigFile != "", "invoke.oci.config_file", "must be set when invoke.oci.auth is api_key")

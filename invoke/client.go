@@ -231,7 +231,10 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	}
 	endpoint, err := c.cfg.Resolver.Endpoint(ctx, r.FunctionID)
 	if err != nil {
-		if !errors.Is(err, ErrNoEndpoint) {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("invocation interrupted: %w", context.Cause(ctx))
+		}
+		if !errors.Is(err, ErrNoEndpoint) && !errors.Is(err, ErrNetwork) {
 			err = fmt.Errorf("%w: %w", ErrNoEndpoint, err)
 		}
 		return fail(err)

@@ -153,7 +153,9 @@ func parseRetryRule(s string) (retryRule, error) {
 func (r retryRule) matches(e *Error) bool {
 	switch {
 	case r.network:
-		return e.Status == 0 && errors.Is(e.Err, ErrNetwork)
+		// Signing failures are counted here: with principals they come
+		// from refreshing a token over the network.
+		return e.Status == 0 && (errors.Is(e.Err, ErrNetwork) || errors.Is(e.Err, ErrSigning))
 	case r.timeout:
 		return e.Status == 0 && errors.Is(e.Err, ErrTimeout)
 	case e.Status == 0:

@@ -44,10 +44,19 @@ var ErrCredentials = errors.New("OCI credentials unusable")
 // or nil for AuthNone. It fails fast: the key is loaded and parsed here,
 // not on the first job.
 func NewOCISigner(a OCIAuth) (Signer, error) {
+	s, _, err := NewOCICredentials(a)
+	return s, err
+}
+
+// NewOCICredentials is NewOCISigner that also returns the configuration
+// provider, for the management API (GetFunction). Both are nil for
+// AuthNone.
+func NewOCICredentials(a OCIAuth) (Signer, common.ConfigurationProvider, error) {
 	var kp common.KeyProvider
+	var cp common.ConfigurationProvider
 	switch a.Mode {
 	case AuthNone:
-		return nil, nil
+		return nil, nil, nil
 	case "", AuthAPIKey:
 		path := a.ConfigFile
 		if path == "" {
@@ -59,39 +68,39 @@ func NewOCISigner(a OCIAuth) (Signer, error) {
 			profile = "DEFAULT"
 		}
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("%w: OCI config file %s: %w", ErrCredentials, path, err)
+			return nil, nil, fmt.Errorf("%w: OCI config file %s: %w", ErrCredentials, path, err)
 		}
 		p, err := common.ConfigurationProviderFromFileWithProfile(path, profile, a.Passphrase)
 		if err != nil {
-			return nil, fmt.Errorf("%w: OCI config file %s, profile %s: %w", ErrCredentials, path, profile, err)
+			return nil, nil, fmt.Errorf("%w: OCI config file %s, profile %s: %w", ErrCredentials, path, profile, err)
 		}
 		cached := &cachedKeyProvider{src: p, ttl: 5 * time.Minute}
 		if _, err := cached.PrivateRSAKey(); err != nil {
-			return nil, fmt.Errorf("%w: OCI config file %s, profile %s: %w", ErrCredentials, path, profile, err)
+			return nil, nil, fmt.Errorf("%w: OCI config file %s, profile %s: %w", ErrCredentials, path, profile, err)
 		}
-		kp = cached
+		kp, cp = cached, p
 	case AuthInstancePrincipal:
 		p, err := auth.InstancePrincipalConfigurationProvider()
 		if err != nil {
-			return nil, fmt.Errorf("%w: instance principal: %w", ErrCredentials, err)
+			return nil, nil, fmt.Errorf("%w: instance principal: %w", ErrCredentials, err)
 		}
-		kp = p
+		kp, cp = p, p
 	case AuthResourcePrincipal:
 		p, err := auth.ResourcePrincipalConfigurationProvider()
 		if err != nil {
-			return nil, fmt.Errorf("%w: resource principal: %w", ErrCredentials, err)
+			return nil, nil, fmt.Errorf("%w: resource principal: %w", ErrCredentials, err)
 		}
-		kp = p
+		kp, cp = p, p
 	case AuthOKEWorkloadIdentity:
 		p, err := auth.OkeWorkloadIdentityConfigurationProvider()
 		if err != nil {
-			return nil, fmt.Errorf("%w: OKE workload identity: %w", ErrCredentials, err)
+			return nil, nil, fmt.Errorf("%w: OKE workload identity: %w", ErrCredentials, err)
 		}
-		kp = p
+		kp, cp = p, p
 	default:
-		return nil, fmt.Errorf("%w: unknown auth mode %q", ErrCredentials, a.Mode)
+		return nil, nil, fmt.Errorf("%w: unknown auth mode %q", ErrCredentials, a.Mode)
 	}
-	return NewKeySigner(kp), nil
+	return NewKeySigner(kp), cp, nil
 }
 
 // NewKeySigner signs invoke requests with kp using the OCI SDK's signer. The

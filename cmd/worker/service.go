@@ -144,7 +144,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err != nil {
 		return &config.KeyError{Key: "retry.on", Err: err}
 	}
-	signer, err := invoke.NewOCISigner(invoke.OCIAuth{
+	signer, provider, err := invoke.NewOCICredentials(invoke.OCIAuth{
 		Mode: c.Invoke.OCI.Auth, ConfigFile: c.Invoke.OCI.ConfigFile, Profile: c.Invoke.OCI.Profile, Passphrase: c.Invoke.OCI.Passphrase,
 	})
 	if err != nil {
@@ -157,8 +157,14 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if signer == nil {
 		log.Warn().Msg("invoke.oci.auth is none: requests are not signed (only an emulator without a public key accepts them)")
 	}
+	var resolver invoke.Resolver = invoke.StaticEndpoints(c.Invoke.Endpoints)
+	if provider != nil {
+		if resolver, err = invoke.NewFunctionsResolver(provider, c.Invoke.ManagementEndpoint, c.Invoke.Endpoints); err != nil {
+			return &config.KeyError{Key: "invoke.oci.auth", Err: err}
+		}
+	}
 	client, err := invoke.New(invoke.Config{
-		Resolver:       invoke.StaticEndpoints(c.Invoke.Endpoints),
+		Resolver:       resolver,
 		Signer:         signer,
 		APIVersion:     c.Invoke.APIVersion,
 		RequestLimit:   int64(c.Invoke.RequestLimit),

@@ -19,6 +19,7 @@ func (e *Emulator) routes() http.Handler {
 	// Methods are checked in the handlers rather than in the patterns so that
 	// a wrong method gets an OCI-style JSON 405 instead of ServeMux's text.
 	mux.HandleFunc("/{apiVersion}/functions/{functionId}/actions/invoke", e.serveInvoke)
+	mux.HandleFunc("/{apiVersion}/functions/{functionId}", e.serveGetFunction)
 	mux.HandleFunc("/emulator/stats", e.serveStats)
 	mux.HandleFunc("/emulator/functions/{functionId}", e.serveFunction)
 	mux.HandleFunc("/emulator/reset", e.serveReset)
@@ -150,6 +151,41 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 
 	e.call(w, r, fnID, body, signed)
+}
+
+// serveGetFunction answers the management API's GetFunction with the
+// function's invokeEndpoint: this emulator, at the address the caller used.
+// It is signed like any OCI request and verified the same way.
+func (e *Emulator) serveGetFunction(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET")
+		return
+	}
+	fnID := r.PathValue("functionId")
+	if !isAPIVersion(r.PathValue("apiVersion")) || validFunctionID(fnID) != nil {
+		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "unknown API version or function id")
+		return
+	}
+	if e.pub != nil {
+		if _, err := verifyRequest(r, nil, e.pub, e.keyID, e.now(), e.maxSkew); err != nil {
+			e.countRejected(false)
+			e.reject(w, r, http.StatusUnauthorized, "NotAuthenticated", err.Error())
+			return
+		}
+	}
+	if e.BehaviorOf(fnID).Status == http.StatusNotFound {
+		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "function not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":               fnID,
+		"displayName":      fnID,
+		"lifecycleState":   "ACTIVE",
+		"invokeEndpoint":   "http://" + r.Host,
+		"timeoutInSeconds": 300,
+		"memoryInMBs":      128,
+	})
 }
 
 func tooLargeMessage(limit int64) string {
