@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/invoke-worker/worker/config"
+	"github.com/invoke-worker/worker/internal/devcreds"
 	"github.com/invoke-worker/worker/invoke/emulator"
 )
 
@@ -40,6 +41,7 @@ POST /emulator/reset, GET /healthz.`,
 	cmd.Flags().String("public-key", "", "PEM public key to verify signatures with (config emulator.public_key); without it nothing is verified")
 	cmd.Flags().String("default", "", "behaviour of functions not listed (config emulator.default)")
 	cmd.Flags().StringArray("function", nil, "OCID=SPEC: a function's behaviour (repeatable)")
+	cmd.Flags().String("generate-keys", "", "create (once) a throwaway API key and an OCI config in DIR for workers to sign with, and verify with its public key")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		extra := flagOverride(cmd, "listen", "emulator.listen")
 		extra = append(extra, flagOverride(cmd, "public-key", "emulator.public_key")...)
@@ -59,10 +61,22 @@ POST /emulator/reset, GET /healthz.`,
 			}
 			cfg.Emulator.Functions[id] = spec
 		}
+		keyID := ""
+		if dir, _ := cmd.Flags().GetString("generate-keys"); dir != "" {
+			creds, err := devcreds.Ensure(dir)
+			if err != nil {
+				return err
+			}
+			if cfg.Emulator.PublicKey == "" {
+				cfg.Emulator.PublicKey = creds.PublicKeyFile
+				keyID = creds.KeyID()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workers sign with: --set invoke.oci.config_file=%s\n", creds.ConfigFile)
+		}
 		log := newLogger(cfg.Log, os.Stderr)
 		ctx, stop := signalContext(cmd.Context(), log)
 		defer stop()
-		emu, err := startEmulator(cfg.Emulator, nil, "", log)
+		emu, err := startEmulator(cfg.Emulator, nil, keyID, log)
 		if err != nil {
 			return err
 		}
