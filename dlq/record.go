@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,7 +68,10 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	msg.Data = j.Body
 	h := msg.Header
 	for k, vs := range j.Header {
-		if k == job.HeaderMsgID {
+		// JetStream's own headers stay behind: Nats-Msg-Id is kept as
+		// Invoke-Original-Msg-Id, and an expectation such as
+		// Nats-Expected-Stream would make the record's publish fail.
+		if len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
 			continue
 		}
 		h[k] = append([]string(nil), vs...)

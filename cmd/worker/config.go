@@ -56,8 +56,6 @@ func newLogger(c config.Log, stderr *os.File) zerolog.Logger {
 	} else {
 		l = zerolog.New(stderr)
 	}
-	// Millisecond timestamps: job lines arrive many per second.
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	return l.Level(level).With().Timestamp().Logger()
 }
 

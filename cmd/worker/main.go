@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/invoke-worker/worker/config"
@@ -40,6 +41,9 @@ type exitError struct {
 func (e exitError) Error() string { return e.msg }
 
 func main() {
+	// Millisecond timestamps: job lines arrive many per second. Set once,
+	// here: zerolog reads this global on every line.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -99,6 +103,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDevCmd(g),
 		newEnqueueCmd(g),
 		newEmulatorCmd(g),
+		newDlqCmd(g),
 		newVersionCmd(),
 	)
 	for _, c := range root.Commands() {

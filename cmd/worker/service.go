@@ -81,6 +81,11 @@ func clientConn(ctx context.Context, c config.Config, log zerolog.Logger) (*nats
 	if local {
 		url = "nats://" + c.NATS.Embedded.Listen
 	}
+	// A short-lived command's connection logs only problems: "disconnected"
+	// at exit is noise.
+	if log.GetLevel() < zerolog.WarnLevel {
+		log = log.Level(zerolog.WarnLevel)
+	}
 	cc := connConfig(c, log, url, nil)
 	nc, err := queue.Connect(ctx, cc)
 	if err != nil {

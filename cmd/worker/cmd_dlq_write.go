@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/invoke-worker/worker/dlq"
+)
+
+func newDlqReplayCmd(g *globalFlags) *cobra.Command {
+	var (
+		ff                       filterFlags
+		all, dryRun, keep, watch bool
+		rate, maxFailureRatio    float64
+		toFunction               string
+		minSample                int
+		watchTimeout             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "replay (SEQ... | --all) [filters]",
+		Short: "Republish dead-lettered jobs to their original subject, then delete the records",
+		Long: `Republish each selected record's job to its original subject with its original
+headers, body and job id (dead-letter headers removed, Invoke-Replay-Count
+added), and delete the record once JetStream acknowledged the job (--keep
+leaves it). A replayed job is a new message: it gets a fresh retry budget.
+
+Safe to interrupt and run again: each job carries a Nats-Msg-Id derived from
+the record (replay-INVOKE_DLQ-<seq>), and a marker in the KV bucket
+INVOKE_DLQ_REPLAYS remembers every replayed record, so running a replay again
+does not enqueue a job twice (docs/operations.md has the one narrow exception).
+Ctrl-C stops between records, never in the middle of one.
+
+SEQ is a record sequence (42) or a range (40-50). --all selects every record
+the filters select. --dry-run prints what would happen and changes nothing.
+
+--watch follows the replayed jobs' outcomes (a result, or a new dead-letter
+record) and stops the replay by itself when more than --max-failure-ratio of
+those finished failed again (judged once --min-sample finished), leaving the
+rest in the dead-letter stream (exit 1). Pace it with --rate so that outcomes
+come back before everything is sent.`,
+		Example: `  worker dlq replay 42 43 50-60
+  worker dlq replay --all --function OCID --status 503 --dry-run
+  worker dlq replay --all --reason exhausted --since 2h --rate 20 --watch
+  worker dlq replay --all --function OCID --limit 10 --to-function OTHER_OCID --keep`,
+		Args: cobra.ArbitraryArgs,
+	}
+	f := cmd.Flags()
+	ff.register(f)
+	f.BoolVar(&all, "all", false, "replay every record the filters select")
+	f.Float64Var(&rate, "rate", 0, "at most N jobs per second (0: no limit)")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would happen; publish and delete nothing")
+	f.BoolVar(&keep, "keep", false, "keep the records after replaying them (they are still never replayed twice)")
+	f.StringVar(&toFunction, "to-function", "", "replay against this function OCID instead of each job's own")
+	f.BoolVar(&watch, "watch", false, "follow the replayed jobs' outcomes and stop when too many fail again")
+	f.Float64Var(&maxFailureRatio, "max-failure-ratio", dlq.MaxFailureRatioDefault, "with --watch: stop once more than this share of finished replayed jobs failed again")
+	f.IntVar(&minSample, "min-sample", dlq.MinSampleDefault, "with --watch: judge the failure ratio only after this many replayed jobs finished")
+	f.DurationVar(&watchTimeout, "watch-timeout", dlq.SettleDefault, "with --watch: how long to wait for outstanding outcomes after the last record")
+
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkSelection(args, all); err != nil {
+			return err
+		}
+		fl, err := ff.filter(time.Now(), args)
+		if err != nil {
+			return err
+		}
+		opts := dlq.ReplayOptions{Filter: fl, All: all, ToFunction: toFunction, Rate: rate, DryRun: dryRun, Keep: keep}
+		if watch {
+			if minSample < 1 {
+				return usagef("--min-sample %d: want at least 1", minSample)
+			}
+			opts.Watch = &dlq.WatchOptions{MaxFailureRatio: maxFailureRatio, MinSample: minSample, Settle: watchTimeout}
+			if maxFailureRatio == 0 {
+				// 0 is the library's "default"; the flag means it: stop at
+				// the first failure.
+				opts.Watch.MaxFailureRatio = 1e-9
+			}
+		} else {
+			for _, name := range []string{"max-failure-ratio", "min-sample", "watch-timeout"} {
+				if cmd.Flags().Changed(name) {
+					return usagef("--%s needs --watch", name)
+				}
+			}
+		}
+		if err := opts.Validate(); err != nil {
+			return flagError(err)
+		}
+
+		ctx := cmd.Context()
+		sess, err := openStore(ctx, g)
+		if err != nil {
+			return err
+		}
+		defer sess.close()
+		ctx, stop := signalContext(ctx, sess.log)
+		defer stop()
+
+		out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+		stream := sess.topo.DLQStream
+		var (
+			bar     *progress
+			n       int
+			counts  = map[dlq.ReplayOutcome]int{}
+			tally   *dlq.WatchTally
+			plan    = &table{cols: []column{{title: "SEQ", right: true}, {title: "JOB"}, {title: "ACTION"}, {title: "SUBJECT"}, {title: "FUNCTION", cut: 2, min: 20, tail: true}, {title: "NOTE", cut: 1, min: 16}}}
+			perLine bool
+		)
+		status := func() string {
+			s := fmt.Sprintf("replayed %d", counts[dlq.Replayed])
+			if k := counts[dlq.AlreadyReplayed] + counts[dlq.Skipped]; k > 0 {
+				s += fmt.Sprintf(", skipped %d", k)
+			}
+			if k := counts[dlq.Failed]; k > 0 {
+				s += fmt.Sprintf(", failed %d", k)
+			}
+			if tally != nil {
+				s += fmt.Sprintf(" │ ok %d, failed again %d, running %d", tally.Succeeded, tally.FailedAgain, tally.Pending)
+			}
+			return s
+		}
+		opts.OnPlan = func(rs []dlq.Record) {
+			switch {
+			case len(rs) == 0:
+			case dryRun:
+				fmt.Fprintf(out, "Dry run: %s selected in %s; nothing is published or deleted.\n\n", plural(len(rs), "record"), stream)
+			default:
+				if opts.Watch != nil {
+					fmt.Fprintf(errOut, "Replaying %s from %s, watching their outcomes (stop above %.0f%% failed again, judged after %d).\n",
+						plural(len(rs), "record"), stream, opts.Watch.MaxFailureRatio*100, opts.Watch.MinSample)
+				} else {
+					fmt.Fprintf(errOut, "Replaying %s from %s.\n", plural(len(rs), "record"), stream)
+				}
+				bar = newProgress(errOut, "replay", len(rs))
+				perLine = bar == nil
+			}
+		}
+		doomed := 0
+		opts.OnEvent = func(ev dlq.ReplayEvent) {
+			n++
+			counts[ev.Outcome]++
+			if ev.Warning != "" {
+				doomed++
+			}
+			if dryRun {
+				action := ev.Outcome.String()
+				if ev.Outcome == dlq.AlreadyReplayed && !keep {
+					action = "delete only"
+				}
+				plan.add(strconv.FormatUint(ev.Record.Seq, 10), ev.Record.JobID, action, dash(ev.Subject), dash(ev.FunctionID), eventNote(ev))
+				return
+			}
+			line := eventLine(ev)
+			switch {
+			case perLine:
+				fmt.Fprintln(out, line)
+			case ev.Outcome != dlq.Replayed || ev.Err != nil:
+				bar.above("%s", line)
+			}
+			bar.set(n, status())
+		}
+		opts.OnWatch = func(t dlq.WatchTally) {
+			tally = &t
+			bar.set(n, status())
+		}
+
+		res, err := sess.store.Replay(ctx, opts)
+		bar.finish()
+		if dryRun && res.Selected > 0 {
+			if rerr := plan.render(out, termWidth(out)); rerr != nil {
+				return rerr
+			}
+			fmt.Fprintln(out)
+		}
+		if res.Selected == 0 && err == nil {
+			_, err := fmt.Fprintln(out, noRecords(fl, stream))
+			return err
+		}
+		fmt.Fprintln(out, replaySummary(res, keep))
+		if doomed > 0 {
+			see := ""
+			if dryRun {
+				see = ": see NOTE"
+			}
+			fmt.Fprintf(out, "%d of these jobs fail again at once, without an invocation (invalid as written, or past their deadline)%s.\n", doomed, see)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, dlq.ErrTooManyFailures):
+			msg := "worker: replay stopped: " + strings.TrimPrefix(err.Error(), dlq.ErrTooManyFailures.Error()+": ")
+			if res.Left > 0 {
+				msg += fmt.Sprintf("; %s not replayed, still in %s", plural(res.Left, "record"), stream)
+			}
+			msg += `. The function still fails: see "worker dlq stats --since 10m".`
+			return exitError{code: exitFailed, msg: msg}
+		default:
+			return flagError(err)
+		}
+	}
+	return cmd
+}
+
+func eventNote(ev dlq.ReplayEvent) string {
+	note := ev.Note
+	if ev.Warning != "" {
+		note = strings.TrimPrefix(note+"; "+ev.Warning, "; ")
+	}
+	if ev.Err != nil {
+		if note != "" {
+			note += ": "
+		}
+		note += ev.Err.Error()
+	}
+	return oneLine(note)
+}
+
+func eventLine(ev dlq.ReplayEvent) string {
+	s := fmt.Sprintf("%-16s %d  %s", ev.Outcome, ev.Record.Seq, ev.Record.JobID)
+	if ev.Subject != "" && (ev.Outcome == dlq.Replayed || ev.Outcome == dlq.WouldReplay) {
+		s += "  → " + ev.Subject
+	}
+	if note := eventNote(ev); note != "" {
+		s += "  (" + note + ")"
+	}
+	return s
+}
+
+func replaySummary(res dlq.ReplayResult, keep bool) string {
+	var b strings.Builder
+	if res.DryRun {
+		fmt.Fprintf(&b, "Would replay %d, already replayed %d, skipped %d", res.Replayed, res.AlreadyReplayed, res.Skipped)
+		if res.Failed > 0 {
+			fmt.Fprintf(&b, ", cannot replay %d", res.Failed)
+		}
+		b.WriteString(" (dry run: nothing changed).")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "Replayed %d, skipped %d", res.Replayed, res.Skipped+res.AlreadyReplayed)
+	if res.AlreadyReplayed > 0 {
+		fmt.Fprintf(&b, " (%d already replayed)", res.AlreadyReplayed)
+	}
+	fmt.Fprintf(&b, ", failed %d", res.Failed)
+	if res.Left > 0 {
+		fmt.Fprintf(&b, ", not reached %d", res.Left)
+	}
+	if keep {
+		b.WriteString("; records kept.")
+	} else {
+		fmt.Fprintf(&b, "; %s deleted.", plural(res.Deleted, "record"))
+	}
+	if t := res.Watch; t != nil {
+		fmt.Fprintf(&b, "\nOutcomes of the replayed jobs: %d succeeded, %d failed again", t.Succeeded, t.FailedAgain)
+		if t.Pending > 0 {
+			fmt.Fprintf(&b, ", %d still running (not waited for)", t.Pending)
+		}
+		b.WriteString(".")
+	}
+	return b.String()
+}
+
+func newDlqPurgeCmd(g *globalFlags) *cobra.Command {
+	var (
+		ff               filterFlags
+		all, dryRun, yes bool
+	)
+	cmd := &cobra.Command{
+		Use:   "purge (SEQ... | --all) [filters]",
+		Short: "Delete dead-letter records",
+		Long: `Delete the selected dead-letter records: by sequence (42, or a range 40-50),
+or every record the filters select with --all. Only records that existed when
+the purge started are deleted. On a terminal it asks for confirmation unless
+--yes; without a terminal, --yes is required. --dry-run lists what would be
+deleted and deletes nothing.`,
+		Example: `  worker dlq purge 42 50-60
+  worker dlq purge --all --reason invalid --dry-run
+  worker dlq purge --all --function OCID --until 7d --yes`,
+		Args: cobra.ArbitraryArgs,
+	}
+	ff.register(cmd.Flags())
+	cmd.Flags().BoolVar(&all, "all", false, "delete every record the filters select")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be deleted; delete nothing")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkSelection(args, all); err != nil {
+			return err
+		}
+		now := time.Now()
+		fl, err := ff.filter(now, args)
+		if err != nil {
+			return err
+		}
+		opts := dlq.PurgeOptions{Filter: fl, All: all, DryRun: dryRun}
+		if err := opts.Validate(); err != nil {
+			return flagError(err)
+		}
+		stdin, out, errOut := cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+		if !dryRun && !yes && !isTTY(stdin) {
+			return usagef("--yes is required when standard input is not a terminal (nothing to ask for confirmation); try --dry-run first")
+		}
+		ctx := cmd.Context()
+		sess, err := openStore(ctx, g)
+		if err != nil {
+			return err
+		}
+		defer sess.close()
+		ctx, stop := signalContext(ctx, sess.log)
+		defer stop()
+		stream := sess.topo.DLQStream
+
+		var (
+			bar     *progress
+			n       int
+			matched []dlq.Record
+		)
+		opts.OnPlan = func(rs []dlq.Record) { matched = rs }
+		if !dryRun && !yes {
+			opts.Confirm = func(rs []dlq.Record) bool {
+				fmt.Fprintf(errOut, "%s\nDelete %s from %s? This cannot be undone. [y/N] ", describe(rs, now), plural(len(rs), "record"), stream)
+				answer, _ := bufio.NewReader(stdin).ReadString('\n')
+				answer = strings.ToLower(strings.TrimSpace(answer))
+				return answer == "y" || answer == "yes"
+			}
+		}
+		opts.OnDelete = func(r dlq.Record, err error) {
+			if n == 0 {
+				bar = newProgress(errOut, "purge", len(matched))
+			}
+			n++
+			if err != nil {
+				bar.above("failed  %d  %s: %v", r.Seq, r.JobID, err)
+			}
+			bar.set(n, "")
+		}
+		res, err := sess.store.Purge(ctx, opts)
+		bar.finish()
+		if res.Selected == 0 && err == nil {
+			_, err := fmt.Fprintln(out, noRecords(fl, stream))
+			return err
+		}
+		if dryRun {
+			if rerr := recordTable(matched, now).render(out, termWidth(out)); rerr != nil {
+				return rerr
+			}
+			_, err := fmt.Fprintf(out, "\nWould delete %s from %s (dry run: nothing changed).\n", plural(res.Selected, "record"), stream)
+			return err
+		}
+		if errors.Is(err, dlq.ErrNotConfirmed) {
+			return exitError{code: exitFailed, msg: "Not confirmed: nothing deleted."}
+		}
+		fmt.Fprintf(out, "Deleted %s from %s", plural(res.Deleted, "record"), stream)
+		if res.Failed > 0 {
+			fmt.Fprintf(out, "; %d could not be deleted", res.Failed)
+		}
+		fmt.Fprintln(out, ".")
+		return err
+	}
+	return cmd
+}
+
+// describe sums records up for a confirmation prompt.
+func describe(rs []dlq.Record, now time.Time) string {
+	reasons := map[dlq.Reason]int{}
+	functions := map[string]int{}
+	oldest, newest := rs[0].FailedAt, rs[0].FailedAt
+	for _, r := range rs {
+		reasons[r.Reason]++
+		functions[r.FunctionID]++
+		oldest = minTime(oldest, r.FailedAt)
+		newest = maxTime(newest, r.FailedAt)
+	}
+	var parts []string
+	for _, r := range dlq.Reasons {
+		if reasons[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", reasons[r], r))
+		}
+	}
+	fns := make([]string, 0, len(functions))
+	for fn := range functions {
+		fns = append(fns, fn)
+	}
+	sort.Slice(fns, func(i, j int) bool { return functions[fns[i]] > functions[fns[j]] })
+	var b strings.Builder
+	span := age(now.Sub(oldest)) + " ago"
+	if a, b := age(now.Sub(oldest)), age(now.Sub(newest)); a != b {
+		span = "between " + a + " and " + b + " ago"
+	}
+	fmt.Fprintf(&b, "%s match: %s; failed %s.\n", plural(len(rs), "record"), strings.Join(parts, ", "), span)
+	for i, fn := range fns {
+		if i == 5 {
+			fmt.Fprintf(&b, "  … and %d more functions\n", len(fns)-5)
+			break
+		}
+		label := fn
+		if label == "" {
+			label = "(no function id)"
+		}
+		fmt.Fprintf(&b, "  %6d  %s\n", functions[fn], label)
+	}
+	return b.String()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,328 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of StoreConfig.
+const (
+	StreamDefault        = "INVOKE_DLQ"
+	PrefixDefault        = "invoke.dlq"
+	JobsStreamDefault    = "INVOKE_JOBS"
+	ResultsStreamDefault = "INVOKE_RESULTS"
+	ResultsPrefixDefault = "invoke.results"
+	// ReplayBucketSuffix names the replay-marker bucket after the stream:
+	// INVOKE_DLQ_REPLAYS.
+	ReplayBucketSuffix = "_REPLAYS"
+)
+
+// StoreConfig says where the dead-letter stream and its neighbours are.
+// Zero values take the contract's defaults.
+type StoreConfig struct {
+	// Stream and Prefix: the dead-letter stream and its subject prefix
+	// (records on <Prefix>.<reason>.<job-id>). Default INVOKE_DLQ and
+	// invoke.dlq.
+	Stream string
+	Prefix string
+	// JobsStream is where replayed jobs must land. Default INVOKE_JOBS.
+	JobsStream string
+	// ResultsStream and ResultsPrefix are where a replay's watch looks for
+	// results. Default INVOKE_RESULTS and invoke.results.
+	ResultsStream string
+	ResultsPrefix string
+	// ReplayBucket is the KV bucket of replay markers. Default: Stream +
+	// "_REPLAYS".
+	ReplayBucket string
+	// ReplayMarkerTTL is how long a replay marker lives. Default: the
+	// dead-letter stream's max age (a kept record cannot outlive it).
+	ReplayMarkerTTL time.Duration
+	// Logger reports what the caller cannot act on (a failed cleanup).
+	// Defaults to zerolog.Nop().
+	Logger *zerolog.Logger
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c StoreConfig) withDefaults() StoreConfig {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Stream, StreamDefault)
+	def(&c.Prefix, PrefixDefault)
+	def(&c.JobsStream, JobsStreamDefault)
+	def(&c.ResultsStream, ResultsStreamDefault)
+	def(&c.ResultsPrefix, ResultsPrefixDefault)
+	def(&c.ReplayBucket, bucketName(c.Stream+ReplayBucketSuffix))
+	if c.Logger == nil {
+		l := zerolog.Nop()
+		c.Logger = &l
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// bucketName keeps only the characters a KV bucket name allows.
+func bucketName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// Validate reports the first unusable field.
+func (c StoreConfig) Validate() error {
+	c = c.withDefaults()
+	if strings.ContainsAny(c.Prefix, "*> ") || strings.HasSuffix(c.Prefix, ".") {
+		return fieldErr("prefix", "%q is not a subject prefix", c.Prefix)
+	}
+	if strings.ContainsAny(c.ResultsPrefix, "*> ") || strings.HasSuffix(c.ResultsPrefix, ".") {
+		return fieldErr("results prefix", "%q is not a subject prefix", c.ResultsPrefix)
+	}
+	if c.ReplayMarkerTTL < 0 {
+		return fieldErr("replay marker ttl", "%s: must not be negative", c.ReplayMarkerTTL)
+	}
+	return nil
+}
+
+// Store reads and operates on the dead-letter stream: list, stats, get,
+// replay and purge. Reading never changes the stream. A Store is safe for
+// concurrent use, but two replays of the same records at once are only
+// protected by the dedupe scheme, not serialised.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    StoreConfig
+	log    zerolog.Logger
+
+	// Test hooks: a replay that returns their error stops right there, as
+	// if the process died at that point.
+	afterPublish func(seq uint64) error
+	afterMark    func(seq uint64) error
+}
+
+// NewStore looks the dead-letter stream up; it does not create it.
+func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dlq store: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	s, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.Stream, err)
+	}
+	return &Store{js: js, stream: s, cfg: cfg, log: cfg.Logger.With().Str("component", "dlq").Logger()}, nil
+}
+
+// Config returns the store's configuration, defaults filled in.
+func (s *Store) Config() StoreConfig { return s.cfg }
+
+// State is the stream's state now: messages, bytes, first and last sequence.
+func (s *Store) State(ctx context.Context) (jetstream.StreamState, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("dead-letter stream %s: %w", s.cfg.Stream, err)
+	}
+	return info.State, nil
+}
+
+// Get reads one record whole, body included.
+func (s *Store) Get(ctx context.Context, seq uint64) (Record, error) {
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, ErrRecordNotFound)
+		}
+		return Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, err)
+	}
+	return recordFromRaw(s.cfg.Prefix, m), nil
+}
+
+// List returns the records f selects, oldest first, without bodies.
+func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
+	var out []Record
+	for r, err := range s.Records(ctx, f) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// selection lists what a replay or purge will act on, without the headers
+// and histories it does not need: a selection of a million records then
+// takes a few hundred megabytes, not gigabytes.
+func (s *Store) selection(ctx context.Context, f Filter) ([]Record, error) {
+	var out []Record
+	for r, err := range s.Records(ctx, f) {
+		if err != nil {
+			return nil, err
+		}
+		r.Header, r.History = nil, nil
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Records yields the records f selects, oldest first, without bodies (Size
+// is set; Get reads one whole). It reads the stream as it was when the
+// iteration started: records stored later are not yielded, so a replay
+// whose jobs fail again never meets their new records. It reads through a
+// headers-only ephemeral consumer (or direct gets for a few named
+// sequences) and changes nothing in the stream.
+func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		m, err := f.compile()
+		if err != nil {
+			yield(Record{}, err)
+			return
+		}
+		n := 0
+		err = s.scan(ctx, m, func(r Record) bool {
+			if !m.match(&r) {
+				return true
+			}
+			n++
+			if !yield(r, nil) {
+				return false
+			}
+			return f.Limit == 0 || n < f.Limit
+		})
+		if err != nil {
+			yield(Record{}, err)
+		}
+	}
+}
+
+// clockSkewMargin widens a time-bounded read.
+const clockSkewMargin = 5 * time.Minute
+
+// readBatch is how many records one pull asks for.
+const readBatch = 512
+
+// scan calls fn with the stream's records that m's bounds and subjects
+// allow, in order, until fn returns false. Matching is fn's job.
+func (s *Store) scan(ctx context.Context, m *matcher, fn func(Record) bool) error {
+	state, err := s.State(ctx)
+	if err != nil {
+		return err
+	}
+	if state.Msgs == 0 {
+		return nil
+	}
+	lo, hi := m.seqBounds()
+	hi = min(hi, state.LastSeq) // the snapshot: later records are not read
+	lo = max(lo, state.FirstSeq)
+	if lo > hi {
+		return nil
+	}
+	if seqs := m.explicitSeqs(); seqs != nil {
+		for _, seq := range seqs {
+			if seq < lo || seq > hi {
+				continue
+			}
+			r, err := s.Get(ctx, seq)
+			if errors.Is(err, ErrRecordNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.Body = nil
+			if !fn(r) {
+				return nil
+			}
+		}
+		return nil
+	}
+
+	cc := jetstream.ConsumerConfig{
+		Description: "worker dlq: read-only scan",
+		AckPolicy:   jetstream.AckNonePolicy,
+		HeadersOnly: true,
+		// Memory storage and one replica: the consumer is a cursor for a
+		// few seconds, deleted when the scan ends; the inactive threshold
+		// removes it should this process die first.
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: time.Minute,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+	}
+	if subs := m.subjects(s.cfg.Prefix); len(subs) == 1 {
+		cc.FilterSubject = subs[0]
+	} else {
+		cc.FilterSubjects = subs
+	}
+	switch {
+	case lo > state.FirstSeq:
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, lo
+	case !m.f.Since.IsZero():
+		// A record is stored after it failed, so starting at Since's
+		// storage time misses none; the margin allows for clock skew
+		// between the worker that stamped Invoke-Failed-At and the server.
+		since := m.f.Since.Add(-clockSkewMargin)
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := s.js.CreateConsumer(ctx, s.cfg.Stream, cc)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.cfg.Stream, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.js.DeleteConsumer(dctx, s.cfg.Stream, cons.CachedInfo().Name); err != nil {
+			s.log.Debug().Err(err).Msg("read consumer not deleted; the server removes it after a minute")
+		}
+	}()
+	if cons.CachedInfo().NumPending == 0 {
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(readBatch)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", s.cfg.Stream, err)
+		}
+		got, done := 0, false
+		for msg := range batch.Messages() {
+			if done {
+				continue // drain the batch
+			}
+			got++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("read %s: %w", s.cfg.Stream, err)
+			}
+			seq := meta.Sequence.Stream
+			if seq > hi {
+				done = true
+				continue
+			}
+			if !fn(recordFromMsg(s.cfg.Prefix, msg, meta)) || meta.NumPending == 0 || seq == hi {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("read %s: %w", s.cfg.Stream, err)
+		}
+		if done || got == 0 {
+			return nil
+		}
+	}
+}
