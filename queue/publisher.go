@@ -44,8 +44,9 @@ type Job struct {
 const DefaultJobSubject = "invoke.jobs.default"
 
 // ErrInvalidJob wraps every validation failure of Enqueue: nothing was
-// published.
-var ErrInvalidJob = errors.New("invalid job")
+// published. It is job.ErrInvalid: what the worker would dead-letter as
+// invalid is refused here.
+var ErrInvalidJob = job.ErrInvalid
 
 // Publisher enqueues jobs and waits for JetStream to store them.
 type Publisher struct {
@@ -102,7 +103,7 @@ func (j *Job) Message() (*nats.Msg, error) {
 	// Validate the way the worker will, so nothing the worker rejects is
 	// accepted here.
 	if _, err := job.Parse(job.Message{Subject: subject, Header: h, Data: j.Body}, job.Limits{}); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+		return nil, err // already wraps job.ErrInvalid
 	}
 	return msg, nil
 }
