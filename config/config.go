@@ -25,6 +25,9 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Emulator is the local function emulator (worker dev, worker emulator).
 	Emulator Emulator `yaml:"emulator"`
+	// Routes fan events out into jobs. Read from the file only: environment
+	// variables and --set cannot set them.
+	Routes []Route `yaml:"routes"`
 }
 
 // NATS is the connection to NATS.
@@ -112,6 +115,15 @@ type Streams struct {
 	// also deleted when the job ends). Keep it above retry.max_elapsed.
 	// Default 24h.
 	StateMaxAge time.Duration `yaml:"state_max_age"`
+	// JobBodies is the object store bucket holding job bodies too large for
+	// a message (the claim check); objects live as long as dead-letter
+	// records (dlq_max_age, or jobs_max_age when longer) and are deleted
+	// when their job completes. Default "INVOKE_JOB_BODIES".
+	JobBodies string `yaml:"job_bodies"`
+	// ResultBodies is the bucket holding results too large for a message;
+	// objects live as long as results (results_max_age).
+	// Default "INVOKE_RESULT_BODIES".
+	ResultBodies string `yaml:"result_bodies"`
 }
 
 // Consumer is the durable pull consumer on the jobs stream.
@@ -272,6 +284,62 @@ type Emulator struct {
 	Functions map[string]string `yaml:"functions"`
 }
 
+// Route fans the events of a stream out into jobs: for every event, one
+// job per function, each with a dedupe id derived from the event, so a
+// redelivered event never enqueues a job twice.
+type Route struct {
+	// Name names the route in logs, in its durable consumer
+	// (invoke-route-<name>) and in its jobs' ids. Required: 1 to 32 of
+	// A-Z a-z 0-9 _ -, unique among routes.
+	Name string `yaml:"name"`
+	// Stream is the event stream the route reads. Required.
+	Stream string `yaml:"stream"`
+	// StreamSubjects, when set, has the worker create Stream with these
+	// subjects if it does not exist; empty means it must exist. Default [].
+	StreamSubjects []string `yaml:"stream_subjects"`
+	// Subjects filter the stream's events (wildcards allowed); empty takes
+	// every event. Default [].
+	Subjects []string `yaml:"subjects"`
+	// Functions are the function OCIDs every event is sent to. Required.
+	Functions []string `yaml:"functions"`
+	// Intent is the jobs' Fn-Intent: httprequest, cloudevent (events are
+	// sent as structured CloudEvents) or empty (none). Default "".
+	Intent string `yaml:"intent"`
+	// JobSubject is where the jobs are published, under
+	// streams.jobs_subjects. Default invoke.jobs.<name>.
+	JobSubject string `yaml:"job_subject"`
+	// Deliver is all (every event the stream holds) or new (only events
+	// stored after the route's consumer was first created). Default all.
+	Deliver string `yaml:"deliver"`
+	// Headers maps event headers onto job headers.
+	Headers RouteHeaders `yaml:"headers"`
+	// CloudEvent names plain events wrapped into CloudEvents (intent
+	// cloudevent only).
+	CloudEvent RouteCloudEvent `yaml:"cloudevent"`
+}
+
+// RouteHeaders maps event headers onto job headers: Copy, then Rename,
+// then Set. traceparent, tracestate and Content-Type always travel.
+type RouteHeaders struct {
+	// Copy lists event headers copied to every job; "*" copies all but
+	// NATS's own (Nats-*) and those the route sets. Default [].
+	Copy []string `yaml:"copy"`
+	// Rename copies an event header to a job header of another name.
+	// Default {}.
+	Rename map[string]string `yaml:"rename"`
+	// Set gives job headers fixed values, e.g. Invoke-Timeout: 30s.
+	// Default {}.
+	Set map[string]string `yaml:"set"`
+}
+
+// RouteCloudEvent names the CloudEvents made from plain events.
+type RouteCloudEvent struct {
+	// Source is the source attribute. Default /<stream>.
+	Source string `yaml:"source"`
+	// Type is the type attribute. Default: the event's subject.
+	Type string `yaml:"type"`
+}
+
 // Default returns the default configuration. Each call returns fresh maps
 // and slices, so callers may modify the result.
 func Default() Config {
@@ -300,6 +368,8 @@ func Default() Config {
 			DuplicateWindow: 2 * time.Minute,
 			State:           "INVOKE_ATTEMPTS",
 			StateMaxAge:     24 * time.Hour,
+			JobBodies:       "INVOKE_JOB_BODIES",
+			ResultBodies:    "INVOKE_RESULT_BODIES",
 		},
 		Consumer: Consumer{
 			Durable:       "invoke-workers",
@@ -352,5 +422,6 @@ func Default() Config {
 			Default:   "echo",
 			Functions: map[string]string{},
 		},
+		Routes: []Route{},
 	}
 }

@@ -31,6 +31,9 @@ func leaves() []leaf {
 				walk(f.Type, key+".", idx)
 				continue
 			}
+			if isStructList(f.Type) {
+				continue // file only: see structLists
+			}
 			if !isLeafType(f.Type) {
 				// A programming error in this package, caught by its tests.
 				panic(fmt.Sprintf("config: %s: unsupported type %s", key, f.Type))
@@ -50,15 +53,63 @@ func tagName(f reflect.StructField) string {
 	return name
 }
 
-// Keys returns every dotted leaf key (nats.url, invoke.timeout.read),
-// sorted.
+// Keys returns every dotted leaf key (nats.url, invoke.timeout.read) and
+// every list of sections (routes), sorted.
 func Keys() []string {
 	var keys []string
 	for _, l := range leaves() {
 		keys = append(keys, l.key)
 	}
+	keys = append(keys, structLists()...)
 	slices.Sort(keys)
 	return keys
+}
+
+// isStructList reports a list of sections, such as routes: each element a
+// mapping of keys. Such lists come from the file only, since environment
+// variables and overrides set one value each.
+func isStructList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct
+}
+
+// structLists returns the keys of the lists of sections at the top level.
+func structLists() []string {
+	var out []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if isStructList(t.Field(i).Type) {
+			out = append(out, tagName(t.Field(i)))
+		}
+	}
+	return out
+}
+
+// fileOnly reports whether key (dotted, or an environment variable when
+// env is set) belongs to a list of sections, and which.
+func fileOnly(key string, env bool) (string, bool) {
+	for _, l := range structLists() {
+		if env && (key == EnvName(l) || strings.HasPrefix(key, EnvName(l)+"_")) ||
+			!env && (key == l || strings.HasPrefix(key, l+".") || strings.HasPrefix(key, l+"[")) {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// typeKeys returns the dotted keys of a section type under prefix, for
+// suggestions inside list elements.
+func typeKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + tagName(f)
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, typeKeys(f.Type, key+".")...)
+			continue
+		}
+		out = append(out, key)
+	}
+	return out
 }
 
 // EnvPrefix starts every environment variable the worker reads.

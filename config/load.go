@@ -92,6 +92,10 @@ func applyEnv(cfg *Config, environ []string, r keyRegistry) []error {
 		if !ok && kubernetesServiceLink(name) {
 			continue
 		}
+		if list, fo := fileOnly(name, true); !ok && fo {
+			errs = append(errs, &KeyError{Key: name, Err: fmt.Errorf("%s can only be set in the configuration file, not from the environment", list)})
+			continue
+		}
 		if !ok {
 			hint := "WORKER_ variables must name a key, e.g. " + EnvName("nats.url")
 			if s := suggest(name, r.envs); s != "" {
@@ -119,6 +123,10 @@ func applyOverrides(cfg *Config, overrides []Override, r keyRegistry) []error {
 	var errs []error
 	for _, o := range overrides {
 		l, ok := r.byKey[o.Key]
+		if list, fo := fileOnly(o.Key, false); !ok && fo {
+			errs = append(errs, &KeyError{Key: o.Key, Err: fmt.Errorf("%s can only be set in the configuration file, not with an override", list)})
+			continue
+		}
 		if !ok {
 			errs = append(errs, &KeyError{Key: o.Key, Err: unknownKeyError(o.Key, r.keys, 0)})
 			continue

@@ -17,6 +17,19 @@ func (c Config) Clone() Config {
 	c.Retry.On = slices.Clone(c.Retry.On)
 	c.Retry.Never = slices.Clone(c.Retry.Never)
 	c.Emulator.Functions = maps.Clone(c.Emulator.Functions)
+	if c.Routes != nil {
+		routes := make([]Route, len(c.Routes))
+		for i, r := range c.Routes {
+			r.StreamSubjects = slices.Clone(r.StreamSubjects)
+			r.Subjects = slices.Clone(r.Subjects)
+			r.Functions = slices.Clone(r.Functions)
+			r.Headers.Copy = slices.Clone(r.Headers.Copy)
+			r.Headers.Rename = maps.Clone(r.Headers.Rename)
+			r.Headers.Set = maps.Clone(r.Headers.Set)
+			routes[i] = r
+		}
+		c.Routes = routes
+	}
 	return c
 }
 

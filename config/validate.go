@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/invoke-worker/worker/job"
 )
 
 // maxPayloadLimit is the largest max_payload a NATS server accepts.
@@ -52,6 +54,9 @@ func (c Config) Validate() error {
 	v.nonNegative("streams.dlq_max_age", s.DLQMaxAge)
 	v.nonNegative("streams.duplicate_window", s.DuplicateWindow)
 	v.name("streams.state", s.State)
+	v.bucket("streams.job_bodies", s.JobBodies)
+	v.bucket("streams.result_bodies", s.ResultBodies)
+	v.check(s.JobBodies != s.ResultBodies, "streams.result_bodies", "must differ from streams.job_bodies (they age out differently)")
 	v.positive("streams.state_max_age", s.StateMaxAge)
 	v.check(s.StateMaxAge <= 0 || c.Retry.MaxElapsed <= 0 || s.StateMaxAge > c.Retry.MaxElapsed, "streams.state_max_age",
 		"%s must be longer than retry.max_elapsed (%s), or attempt counts would be forgotten while a job still retries", s.StateMaxAge, c.Retry.MaxElapsed)
@@ -144,7 +149,123 @@ func (c Config) Validate() error {
 		v.check(e.Functions[id] != "", "emulator.functions", "%s: behaviour must not be empty", id)
 	}
 
+	v.routes(c)
 	return errors.Join(v.errs...)
+}
+
+// Route limits and defaults.
+const (
+	// RouteNameMax keeps a route's job ids (<name>-<stream>-<seq>-<n>)
+	// within the 128 characters a job id may have.
+	RouteNameMax = 32
+	// RouteJobSubjectPrefix starts a route's default job subject.
+	RouteJobSubjectPrefix = "invoke.jobs."
+)
+
+// JobSubjectOf returns where r publishes its jobs.
+func (r Route) JobSubjectOf() string {
+	if r.JobSubject != "" {
+		return r.JobSubject
+	}
+	return RouteJobSubjectPrefix + r.Name
+}
+
+// routeOwned are the job headers a route sets itself; header mapping may
+// not produce them.
+var routeOwned = []string{job.HeaderMsgID, job.HeaderJobID, job.HeaderFunctionID, job.HeaderBodyObject, job.HeaderFnIntent}
+
+func (v *validator) routes(c Config) {
+	names := map[string]int{}
+	for i, r := range c.Routes {
+		key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
+		switch {
+		case r.Name == "":
+			v.check(false, key("name"), "is required")
+		case len(r.Name) > RouteNameMax || job.ValidateJobID(r.Name) != nil:
+			v.check(false, key("name"), "%q must be 1 to %d of A-Z a-z 0-9 _ -", r.Name, RouteNameMax)
+		default:
+			if j, dup := names[r.Name]; dup {
+				v.check(false, key("name"), "%q is also the name of routes[%d]", r.Name, j)
+			}
+			names[r.Name] = i
+		}
+		v.name(key("stream"), r.Stream)
+		v.check(r.Stream != c.Streams.Jobs, key("stream"), "%q is the jobs stream; a route reads events and publishes jobs", r.Stream)
+		for _, s := range r.StreamSubjects {
+			v.subject(key("stream_subjects"), s, true)
+			for _, j := range append(slices.Clone(c.Streams.JobsSubjects), c.Streams.ResultsPrefix+".>", c.Streams.DLQPrefix+".>") {
+				v.check(!subjectsOverlap(s, j), key("stream_subjects"), "%q overlaps the worker's own subjects %q", s, j)
+			}
+		}
+		for _, s := range r.Subjects {
+			v.subject(key("subjects"), s, true)
+		}
+		v.check(len(r.Functions) > 0, key("functions"), "must list at least one function OCID")
+		seen := map[string]bool{}
+		for _, fn := range r.Functions {
+			if err := job.ValidateFunctionID(fn); err != nil {
+				v.check(false, key("functions"), "%v", err)
+			}
+			v.check(!seen[fn], key("functions"), "%s is listed twice", fn)
+			seen[fn] = true
+		}
+		v.oneOf(key("intent"), r.Intent, "", job.IntentHTTPRequest, job.IntentCloudEvent)
+		if r.Name != "" {
+			subj := r.JobSubjectOf()
+			if r.JobSubject != "" {
+				v.subject(key("job_subject"), subj, false)
+			}
+			captured := slices.ContainsFunc(c.Streams.JobsSubjects, func(p string) bool { return subjectsOverlap(p, subj) })
+			what := "the default " + subj
+			if r.JobSubject != "" {
+				what = fmt.Sprintf("%q", subj)
+			}
+			v.check(captured, key("job_subject"), "%s is not under streams.jobs_subjects %q", what, c.Streams.JobsSubjects)
+		}
+		v.oneOf(key("deliver"), r.Deliver, "", "all", "new")
+
+		h := r.Headers
+		for _, k := range h.Copy {
+			v.check(k == "*" || validHeaderName(k), key("headers.copy"), "%q is not a header name", k)
+		}
+		for _, from := range sortedKeys(h.Rename) {
+			to := h.Rename[from]
+			v.check(validHeaderName(from), key("headers.rename"), "%q is not a header name", from)
+			v.check(validHeaderName(to), key("headers.rename"), "%s: %q is not a header name", from, to)
+			v.routeOwned(key("headers.rename"), to, r)
+		}
+		for _, k := range sortedKeys(h.Set) {
+			v.check(validHeaderName(k), key("headers.set"), "%q is not a header name", k)
+			v.routeOwned(key("headers.set"), k, r)
+		}
+		if r.Intent != job.IntentCloudEvent {
+			v.check(r.CloudEvent == (RouteCloudEvent{}), key("cloudevent"), "applies to intent cloudevent only, but intent is %q", r.Intent)
+		}
+	}
+}
+
+// routeOwned rejects mapping onto a header the route sets itself.
+func (v *validator) routeOwned(key, h string, r Route) {
+	for _, o := range routeOwned {
+		v.check(!strings.EqualFold(h, o), key, "%s is set by the route itself", o)
+	}
+	if r.Intent == job.IntentCloudEvent {
+		v.check(!strings.EqualFold(h, job.HeaderContentType), key, "%s is set by the route (application/cloudevents+json) when intent is cloudevent", job.HeaderContentType)
+	}
+}
+
+// validHeaderName accepts what NATS accepts: printable ASCII without ':'
+// or white space.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
 }
 
 type validator struct{ errs []error }
@@ -192,6 +313,11 @@ func (v *validator) name(key, s string) {
 	}):
 		v.check(false, key, "%q must not contain spaces, '.', '*', '>', '/' or '\\'", s)
 	}
+}
+
+// bucket checks an object store bucket name: A-Z a-z 0-9 _ -.
+func (v *validator) bucket(key, s string) {
+	v.check(s != "" && job.ValidateJobID(s) == nil, key, "%q must be A-Z a-z 0-9 _ - only", s)
 }
 
 // subject checks a subject (wild allows '*' tokens and a final '>') or,

@@ -44,13 +44,12 @@ func decodeYAML(data []byte, file string, cfg *Config) []error {
 	if root.Kind != yaml.MappingNode {
 		return []error{invalid(fmt.Errorf("%s: line %d: the top level must be a mapping of sections, got a %s", file, root.Line, kindName(root)))}
 	}
-	w := walker{keys: Keys()}
-	w.structure(root, reflect.ValueOf(cfg).Elem(), "")
+	w := walker{}
+	w.structure(root, reflect.ValueOf(cfg).Elem(), "", Keys())
 	return w.errs
 }
 
 type walker struct {
-	keys []string
 	errs []error
 }
 
@@ -61,13 +60,14 @@ func (w *walker) fail(key string, format string, args ...any) {
 	w.errs = append(w.errs, &KeyError{Key: key, Err: fmt.Errorf(format, args...)})
 }
 
-// structure applies mapping n to the struct v, whose dotted path is path.
-func (w *walker) structure(n *yaml.Node, v reflect.Value, path string) {
+// structure applies mapping n to the struct v, whose dotted path is path;
+// keys are the valid keys there, for suggestions.
+func (w *walker) structure(n *yaml.Node, v reflect.Value, path string, keys []string) {
 	for _, p := range w.pairs(n, path, false) {
 		key := join(path, p.key.Value)
 		i, ok := fieldIndex(v.Type(), p.key.Value)
 		if !ok {
-			w.errs = append(w.errs, &KeyError{Key: key, Err: unknownKeyError(key, w.keys, p.key.Line)})
+			w.errs = append(w.errs, &KeyError{Key: key, Err: unknownKeyError(key, keys, p.key.Line)})
 			continue
 		}
 		val := resolve(p.val)
@@ -80,11 +80,37 @@ func (w *walker) structure(n *yaml.Node, v reflect.Value, path string) {
 				w.fail(key, "must be a mapping of keys, got a %s (line %d)", kindName(val), val.Line)
 				continue
 			}
-			w.structure(val, f, key)
+			w.structure(val, f, key, keys)
+			continue
+		}
+		if isStructList(f.Type()) {
+			w.structList(val, f, key)
 			continue
 		}
 		w.leaf(val, f.Addr().Interface(), key)
 	}
+}
+
+// structList applies sequence n to the list of sections v: each element
+// is a mapping applied to a zero section, named key[i] (from 0) in errors.
+func (w *walker) structList(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.SequenceNode {
+		w.fail(key, "must be a list of mappings, got a %s (line %d)", kindName(n), n.Line)
+		return
+	}
+	list := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+	for i, item := range n.Content {
+		item = resolve(item)
+		path := fmt.Sprintf("%s[%d]", key, i)
+		if item.Kind != yaml.MappingNode {
+			w.fail(path, "must be a mapping of keys, got a %s (line %d)", kindName(item), item.Line)
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		w.structure(item, elem, path, typeKeys(elem.Type(), path+"."))
+		list = reflect.Append(list, elem)
+	}
+	v.Set(list)
 }
 
 // leaf applies a non-null value to the leaf p points to.

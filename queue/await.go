@@ -27,7 +27,9 @@ func (o Outcome) Error() string { return o.Header.Get(job.HeaderError) }
 // Await waits for the result or dead-letter record of jobID. It finds an
 // outcome stored before it was called as well as one stored later, because
 // it reads the streams from the start of the job's subjects rather than
-// subscribing to new messages only.
+// subscribing to new messages only. A result whose body was too large for
+// a message comes with empty Data and Invoke-Body-Object naming the stored
+// body; client.Await fetches it.
 func Await(ctx context.Context, js jetstream.JetStream, t Topology, jobID string) (Outcome, error) {
 	t = t.WithDefaults()
 	if err := job.ValidateJobID(jobID); err != nil {

@@ -48,7 +48,9 @@ const DefaultJobSubject = "invoke.jobs.default"
 // invalid is refused here.
 var ErrInvalidJob = job.ErrInvalid
 
-// Publisher enqueues jobs and waits for JetStream to store them.
+// Publisher enqueues jobs and waits for JetStream to store them. It sends
+// a body as it is; client.Client also moves bodies too large for a message
+// into the object store, and publishes batches asynchronously.
 type Publisher struct {
 	js jetstream.JetStream
 }

@@ -29,6 +29,11 @@ type Topology struct {
 	Durable         string        // invoke-workers
 	AckWait         time.Duration // 30s
 	MaxAckPending   int           // 20000
+	// JobBodies and ResultBodies are the object store buckets of the claim
+	// check: job bodies and results too large for a message. Defaults
+	// INVOKE_JOB_BODIES and INVOKE_RESULT_BODIES.
+	JobBodies    string
+	ResultBodies string
 }
 
 // WithDefaults fills unset fields.
@@ -44,6 +49,8 @@ func (t Topology) WithDefaults() Topology {
 	def(&t.ResultsPrefix, "invoke.results")
 	def(&t.DLQPrefix, "invoke.dlq")
 	def(&t.Durable, "invoke-workers")
+	def(&t.JobBodies, JobBodiesDefault)
+	def(&t.ResultBodies, ResultBodiesDefault)
 	if len(t.JobsSubjects) == 0 {
 		t.JobsSubjects = []string{"invoke.jobs.>"}
 	}
@@ -70,6 +77,12 @@ func (t Topology) WithDefaults() Topology {
 	}
 	return t
 }
+
+// Default claim-check buckets.
+const (
+	JobBodiesDefault    = "INVOKE_JOB_BODIES"
+	ResultBodiesDefault = "INVOKE_RESULT_BODIES"
+)
 
 // ResultSubject is where the result of jobID is published.
 func (t Topology) ResultSubject(jobID string) string { return t.ResultsPrefix + "." + jobID }
@@ -134,13 +147,48 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Ensure creates the streams and the consumer when missing and updates them
-// when they differ, and returns the consumer.
+// BodyBuckets returns the claim-check buckets. An object lives as long as
+// what refers to it can: a result body as long as results are kept; a job
+// body as long as its dead-letter record (a replay needs it) or its job,
+// whichever is longer. Job bodies are also deleted as soon as their job
+// completes. A JobsMaxAge of 0 (jobs kept until consumed) does not extend
+// the job bodies' age: a job that waits longer than that loses its body and
+// is dead-lettered as invalid.
+func (t Topology) BodyBuckets() []jetstream.ObjectStoreConfig {
+	jobAge := t.DLQMaxAge
+	if jobAge > 0 && t.JobsMaxAge > jobAge {
+		jobAge = t.JobsMaxAge
+	}
+	return []jetstream.ObjectStoreConfig{
+		{
+			Bucket:      t.JobBodies,
+			Description: "job bodies too large for a message (claim check)",
+			TTL:         jobAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+		},
+		{
+			Bucket:      t.ResultBodies,
+			Description: "result bodies too large for a message (claim check)",
+			TTL:         t.ResultsMaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+		},
+	}
+}
+
+// Ensure creates the streams, the claim-check buckets and the consumer
+// when missing and updates them when they differ, and returns the consumer.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {
 	t = t.WithDefaults()
 	for _, sc := range t.Streams() {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, bc := range t.BodyBuckets() {
+		if _, err := js.CreateOrUpdateObjectStore(ctx, bc); err != nil {
+			return nil, fmt.Errorf("object store %s: %w", bc.Bucket, err)
 		}
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, t.JobsStream, t.ConsumerConfig())

@@ -34,6 +34,12 @@ type Config struct {
 	// RequestLimit is the largest job body, in bytes; a bigger job is
 	// invalid. Defaults to 6 MiB.
 	RequestLimit int64
+	// MaxMessage is the largest result message (headers and body) NATS
+	// takes: the server's max payload or the results stream's max message
+	// size, whichever is smaller. A larger result body goes to
+	// Deps.Bodies and the message carries Invoke-Body-Object instead. 0
+	// means no limit. Defaults to 0.
+	MaxMessage int64
 	// Retry is the retry budget and backoff schedule.
 	Retry RetryConfig
 	// RetryPolicy says which failures are retryable. Defaults to the
@@ -197,6 +203,8 @@ func (c Config) Validate() error {
 		return errors.New("worker: Breaker.HostOf is required in host mode")
 	case c.Breaker.FailureRatio <= 0 || c.Breaker.FailureRatio > 1:
 		return fmt.Errorf("worker: Breaker.FailureRatio must be in (0,1], got %g", c.Breaker.FailureRatio)
+	case c.MaxMessage < 0:
+		return fmt.Errorf("worker: MaxMessage must not be negative, got %d", c.MaxMessage)
 	case c.PerFunctionConcurrency < 0 || c.PerFunctionRate < 0:
 		return errors.New("worker: per-function limits must not be negative")
 	}

@@ -68,6 +68,10 @@ type Deps struct {
 	// Optional.
 	StoredResults ResultFinder
 	Replies       ReplyPublisher // optional
+	// Bodies is the claim check for bodies too large for a message
+	// (queue.Bodies). Optional: without it a job that refers to a stored
+	// body is invalid, and a result over Config.MaxMessage is not stored.
+	Bodies BodyStore
 }
 
 // Worker runs the invocation loop.
@@ -280,6 +284,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
 		}
 		st = w.loadState(ctx, meta.Sequence.Stream, meta.NumDelivered)
 		w.dropState(ctx, meta.Sequence.Stream, &st)
+		w.dropBody(ctx, o.job)
 		w.log.Info().Str("job_id", o.job.ID).Str("function", o.job.FunctionID).Msg("job already completed (its acknowledgement was lost); acknowledged without invoking again")
 		w.metrics.job("already_completed")
 		return
@@ -329,6 +334,19 @@ func (w *Worker) run(ctx context.Context, o *outcome, stopping bool) *dlq.Attemp
 	if o.expired = w.expiry(j, now); o.expired != "" {
 		return nil
 	}
+	// Only the invocation gets a stored body: o.job keeps the message's,
+	// so a dead-letter record still refers to the object and fits a message.
+	body, err := w.bodyOf(ctx, j)
+	switch {
+	case errors.Is(err, job.ErrInvalid):
+		o.parseErr = err
+		return nil
+	case err != nil:
+		o.deferCause, o.deferFor = "body_unavailable", jitter(w.cfg.Retry.InitialInterval)
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("job body not readable; trying again later")
+		return nil
+	}
+	j.Body = body
 	release, wait, cause := w.limits.acquire(j.FunctionID, now)
 	if cause != "" {
 		o.deferCause, o.deferFor = cause, jitter(wait)
@@ -465,7 +483,11 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 	case actComplete:
 		ev = ev.Int("status", o.resp.Status).Str("opc_request_id", o.resp.OpcRequestID)
 		res := w.resultMsg(j, o.resp, o.attempt)
-		if err := w.publishResult(ctx, res, j.ID); err != nil {
+		err := w.checkResult(ctx, res, j.ID)
+		if err == nil {
+			err = w.publishResult(ctx, res, j.ID)
+		}
+		if err != nil {
 			// The function ran but its result is not stored: run it again
 			// later rather than acknowledge and lose it.
 			w.log.Error().Err(err).Str("job_id", j.ID).Str("function", j.FunctionID).Msg("result not stored; job given back")
@@ -483,6 +505,7 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("ack failed; the job will be redelivered and its result deduplicated")
 		}
 		w.dropState(ctx, seq, st)
+		w.dropBody(ctx, j)
 		w.metrics.job("completed")
 	case actDeadLetter:
 		ev = ev.Str("reason", string(d.reason)).Str("error", d.cause)

@@ -68,7 +68,8 @@ func TestDevThenEnqueueWaitPrintsTheSignedEchoAndDLQReason(t *testing.T) {
 			t.Error("dev did not stop")
 		}
 	}()
-	testenv.Eventually(t, "dev to be ready", func() bool { return strings.Contains(out.String(), "worker dev is running") })
+	// The banner is written in pieces: wait for its last line.
+	testenv.Eventually(t, "dev to be ready", func() bool { return strings.Contains(out.String(), "--body oops --wait") })
 	banner := out.String()
 	for _, want := range []string{"enqueue --function ocid1.fnfunc.oc1.dev.aaaaaaaaecho --body hello --wait", "broken", "flaky", "slow"} {
 		if !strings.Contains(banner, want) {

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/invoke-worker/worker/client"
+	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/job"
 	"github.com/invoke-worker/worker/queue"
 )
@@ -19,132 +21,183 @@ import (
 // waitForever is the value --wait takes without "=DUR".
 const waitForever = "forever"
 
+// enqueueFlags are the enqueue command's flags.
+type enqueueFlags struct {
+	function, subject, body, file, intent, id, contentType, wait string
+	detached                                                     bool
+	headers                                                      []string
+	waitFor                                                      time.Duration // 0: as long as it takes
+}
+
+// template is the job the flags describe; with --file *.jsonl, the
+// defaults of every line.
+func (ef *enqueueFlags) template() (client.Job, error) {
+	hdr := nats.Header{}
+	for _, kv := range ef.headers {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return client.Job{}, usagef("--header %q: want K=V", kv)
+		}
+		hdr.Add(k, v)
+	}
+	j := client.Job{FunctionID: ef.function, Subject: ef.subject, ID: ef.id, Intent: ef.intent, ContentType: ef.contentType, Header: hdr}
+	if ef.detached {
+		j.InvokeType = job.InvokeTypeDetached
+	}
+	return j, nil
+}
+
 func newEnqueueCmd(g *globalFlags) *cobra.Command {
-	var (
-		function, subject, body, file, intent, id, contentType, wait string
-		detached                                                     bool
-		headers                                                      []string
-	)
+	ef := &enqueueFlags{}
 	cmd := &cobra.Command{
 		Use:   "enqueue --function OCID [--body TEXT | --file PATH|-] [flags]",
-		Short: "Publish one job; with --wait, print its result",
+		Short: "Publish one job (or one per line of a .jsonl file); with --wait, print the outcome",
 		Long: `Publish one invocation job and print its job id. With --wait, wait for the
 outcome: print the result body and exit 0, or print the dead-letter reason and
 exit 1. --wait alone waits as long as it takes; --wait=30s gives up after 30s
-(exit 1).`,
+(exit 1). A body too large for a NATS message goes through the object store.
+
+With --file PATH.jsonl, publish one job per line, each line a JSON object:
+  {"function": "ocid1.fnfunc...", "id": "job-1", "subject": "invoke.jobs.x",
+   "intent": "cloudevent", "headers": {"Content-Type": "application/json"},
+   "body": "text" | {"any": "JSON"} | ..., "body_base64": "AAEC"}
+Every key is optional but function (which --function may give for every
+line); the other flags are defaults too, and a line's headers win over
+--header. A JSON body other than a string is sent as JSON (Content-Type
+application/json unless given). Job ids go to stdout, in line order; lines
+that cannot be enqueued are reported on stderr with their line numbers and
+make the command exit 1 once every other line is enqueued. With --wait, one
+JSON line per outcome goes to stdout ({"line", "id", "outcome", "status",
+"reason", "error"}) and a count of succeeded and failed jobs to stderr; any
+failure exits 1. A progress bar is drawn on stderr when it is a terminal and
+stdout is not.`,
 		Example: `  worker enqueue --function ocid1.fnfunc.oc1.dev.aaaaaaaaecho --body hello --wait
-  echo '{"n":1}' | worker enqueue --function OCID --file - --header Content-Type=application/json`,
+  echo '{"n":1}' | worker enqueue --function OCID --file - --header Content-Type=application/json
+  worker enqueue --file jobs.jsonl --wait=10m > outcomes.jsonl`,
 	}
 	f := cmd.Flags()
-	f.StringVar(&function, "function", "", "function OCID (required)")
-	f.StringVar(&subject, "subject", queue.DefaultJobSubject, "subject to publish to (under invoke.jobs.>)")
-	f.StringVar(&body, "body", "", "request body as text")
-	f.StringVar(&file, "file", "", "read the request body from a file, or - for standard input")
-	f.StringVar(&intent, "intent", "", "Fn-Intent: httprequest or cloudevent")
-	f.BoolVar(&detached, "detached", false, "detached invocation (Fn-Invoke-Type: detached)")
-	f.StringVar(&id, "id", "", "job id (also the dedupe id); default: a random id")
-	f.StringVar(&contentType, "content-type", "", "Content-Type passed to the function")
-	f.StringArrayVar(&headers, "header", nil, "extra header K=V (repeatable)")
-	f.StringVar(&wait, "wait", "", "wait for the outcome; --wait=DUR bounds the wait")
+	f.StringVar(&ef.function, "function", "", "function OCID (required, except in a .jsonl file's lines)")
+	f.StringVar(&ef.subject, "subject", queue.DefaultJobSubject, "subject to publish to (under invoke.jobs.>)")
+	f.StringVar(&ef.body, "body", "", "request body as text")
+	f.StringVar(&ef.file, "file", "", "read the request body from a file, or - for standard input; a .jsonl file holds one job per line")
+	f.StringVar(&ef.intent, "intent", "", "Fn-Intent: httprequest or cloudevent")
+	f.BoolVar(&ef.detached, "detached", false, "detached invocation (Fn-Invoke-Type: detached)")
+	f.StringVar(&ef.id, "id", "", "job id (also the dedupe id); default: a random id")
+	f.StringVar(&ef.contentType, "content-type", "", "Content-Type passed to the function")
+	f.StringArrayVar(&ef.headers, "header", nil, "extra header K=V (repeatable)")
+	f.StringVar(&ef.wait, "wait", "", "wait for the outcome; --wait=DUR bounds the wait")
 	f.Lookup("wait").NoOptDefVal = waitForever
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if function == "" {
-			return usagef("--function is required")
-		}
-		if body != "" && file != "" {
+		if ef.body != "" && ef.file != "" {
 			return usagef("--body and --file exclude each other")
 		}
-		var waitFor time.Duration
-		if wait != "" && wait != waitForever {
-			d, err := time.ParseDuration(wait)
+		if ef.wait != "" && ef.wait != waitForever {
+			d, err := time.ParseDuration(ef.wait)
 			if err != nil || d <= 0 {
-				return usagef("--wait=%s: want a positive duration such as 30s", wait)
+				return usagef("--wait=%s: want a positive duration such as 30s", ef.wait)
 			}
-			waitFor = d
+			ef.waitFor = d
 		}
-		data := []byte(body)
-		if file != "" {
-			var err error
-			if data, err = readBody(file, cmd.InOrStdin()); err != nil {
-				return err
-			}
+		if strings.HasSuffix(ef.file, ".jsonl") {
+			return enqueueFile(cmd, g, ef)
 		}
-		hdr := nats.Header{}
-		for _, kv := range headers {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return usagef("--header %q: want K=V", kv)
-			}
-			hdr.Add(k, v)
-		}
-		j := queue.Job{FunctionID: function, Subject: subject, ID: id, Body: data, Intent: intent, ContentType: contentType, Header: hdr}
-		if detached {
-			j.InvokeType = job.InvokeTypeDetached
-		}
-		if _, err := j.Message(); err != nil {
-			return usageError{err}
-		}
-
-		cfg, err := loadConfig(g)
-		if err != nil {
-			return err
-		}
-		log := newLogger(cfg.Log, os.Stderr)
-		ctx := cmd.Context()
-		nc, js, err := clientConn(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		topo := topology(cfg)
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := queue.CheckStreams(pctx, js, topo); err != nil {
-			return err
-		}
-		jobID, err := queue.NewPublisher(js).Enqueue(pctx, j)
-		if err != nil {
-			return err
-		}
-		if wait == "" {
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), jobID)
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "enqueued %s; waiting for its outcome\n", jobID)
-		wctx := ctx
-		if waitFor > 0 {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(ctx, waitFor)
-			defer cancel()
-		}
-		out, err := queue.Await(wctx, js, topo, jobID)
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return exitError{code: exitFailed, msg: fmt.Sprintf("worker: no outcome for %s after %s (it may still complete)", jobID, waitFor)}
-			}
-			return err
-		}
-		if out.DeadLettered {
-			msg := fmt.Sprintf("dead-lettered: %s", out.Reason)
-			if s := out.Header.Get(job.HeaderStatus); s != "" {
-				msg += " (status " + s + ")"
-			}
-			if e := out.Error(); e != "" {
-				msg += ": " + e
-			}
-			return exitError{code: exitFailed, msg: msg}
-		}
-		w := cmd.OutOrStdout()
-		if _, err := w.Write(out.Data); err != nil {
-			return err
-		}
-		if len(out.Data) > 0 && out.Data[len(out.Data)-1] != '\n' && isTerminal(w) {
-			_, _ = io.WriteString(w, "\n")
-		}
-		return nil
+		return enqueueOne(cmd, g, ef)
 	}
 	return cmd
+}
+
+// enqueueOne publishes the job the flags describe.
+func enqueueOne(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
+	if ef.function == "" {
+		return usagef("--function is required")
+	}
+	j, err := ef.template()
+	if err != nil {
+		return err
+	}
+	j.Body = []byte(ef.body)
+	if ef.file != "" {
+		if j.Body, err = readBody(ef.file, cmd.InOrStdin()); err != nil {
+			return err
+		}
+	}
+	if _, err := j.Message(); err != nil {
+		return usageError{err}
+	}
+
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	if int64(len(j.Body)) > int64(cfg.Invoke.RequestLimit) {
+		return usagef("the body is %d bytes, over invoke.request_limit (%s): the function service would refuse it", len(j.Body), cfg.Invoke.RequestLimit)
+	}
+	ctx := cmd.Context()
+	nc, c, err := publisher(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	jobID, err := c.Enqueue(pctx, j)
+	if err != nil {
+		return err
+	}
+	if ef.wait == "" {
+		_, err = fmt.Fprintln(cmd.OutOrStdout(), jobID)
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "enqueued %s; waiting for its outcome\n", jobID)
+	wctx := ctx
+	if ef.waitFor > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, ef.waitFor)
+		defer cancel()
+	}
+	out, err := c.Await(wctx, jobID)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return exitError{code: exitFailed, msg: fmt.Sprintf("worker: no outcome for %s after %s (it may still complete)", jobID, ef.waitFor)}
+		}
+		return err
+	}
+	if out.DeadLettered {
+		msg := fmt.Sprintf("dead-lettered: %s", out.Reason)
+		if out.Status != 0 {
+			msg += fmt.Sprintf(" (status %d)", out.Status)
+		}
+		if out.Error != "" {
+			msg += ": " + out.Error
+		}
+		return exitError{code: exitFailed, msg: msg}
+	}
+	w := cmd.OutOrStdout()
+	if _, err := w.Write(out.Body); err != nil {
+		return err
+	}
+	if len(out.Body) > 0 && out.Body[len(out.Body)-1] != '\n' && isTerminal(w) {
+		_, _ = io.WriteString(w, "\n")
+	}
+	return nil
+}
+
+// publisher connects a client for enqueue: the streams must exist.
+func publisher(ctx context.Context, cfg config.Config) (*nats.Conn, *client.Client, error) {
+	log := newLogger(cfg.Log, os.Stderr)
+	nc, _, err := clientConn(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.New(cctx, nc, client.Config{Topology: topology(cfg), RequestLimit: int64(cfg.Invoke.RequestLimit)})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, c, nil
 }
 
 func readBody(path string, stdin io.Reader) ([]byte, error) {

@@ -20,8 +20,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/invoke-worker/worker/admin"
+	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
@@ -45,6 +47,8 @@ func topology(c config.Config) queue.Topology {
 		Durable:         c.Consumer.Durable,
 		AckWait:         c.Consumer.AckWait,
 		MaxAckPending:   c.Consumer.MaxAckPending,
+		JobBodies:       c.Streams.JobBodies,
+		ResultBodies:    c.Streams.ResultBodies,
 	}.WithDefaults()
 }
 
@@ -168,7 +172,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 			return &config.KeyError{Key: "invoke.oci.auth", Err: err}
 		}
 	}
-	client, err := invoke.New(invoke.Config{
+	invoker, err := invoke.New(invoke.Config{
 		Resolver:       resolver,
 		Signer:         signer,
 		APIVersion:     c.Invoke.APIVersion,
@@ -183,7 +187,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err != nil {
 		return err
 	}
-	defer client.CloseIdleConnections()
+	defer invoker.CloseIdleConnections()
 
 	embedded := opt.embedded
 	url := c.NATS.URL
@@ -241,12 +245,15 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		}
 		return fn
 	}
+	// Results larger than a message go through the object store.
+	maxMessage := min(nc.MaxPayload(), int64(topo.MaxMsgSize))
 	w, err := worker.New(worker.Config{
 		ID:            c.Worker.ID,
 		Concurrency:   c.Worker.Concurrency,
 		ResultsStream: topo.ResultsStream,
 		ResultsPrefix: topo.ResultsPrefix,
 		RequestLimit:  int64(c.Invoke.RequestLimit),
+		MaxMessage:    maxMessage,
 		Retry: worker.RetryConfig{
 			MaxAttempts: c.Retry.MaxAttempts, InitialInterval: c.Retry.InitialInterval, MaxInterval: c.Retry.MaxInterval,
 			Multiplier: c.Retry.Multiplier, MaxElapsed: c.Retry.MaxElapsed, Randomization: c.Retry.Randomization,
@@ -269,11 +276,16 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Consumer:      source,
 		State:         state,
 		StoredResults: results,
-		Invoker:       client,
+		Invoker:       invoker,
 		Results:       js,
 		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
 		Replies:       nc,
+		Bodies:        queue.NewBodies(js, topo),
 	})
+	if err != nil {
+		return err
+	}
+	routes, err := newFanout(setupCtx, c, nc, js, topo, log)
 	if err != nil {
 		return err
 	}
@@ -290,6 +302,8 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 					return errors.New("not connected to NATS")
 				case !w.Running():
 					return errors.New("not consuming jobs")
+				case routes != nil && !routes.Running():
+					return errors.New("not consuming the routes' events")
 				}
 				return nil
 			},
@@ -307,11 +321,17 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 
 	runDone := make(chan error, 1)
 	go func() { runDone <- w.Run(ctx) }()
+	routesDone := make(chan error, 1)
+	if routes != nil {
+		go func() { routesDone <- routes.Run(ctx) }()
+	} else {
+		routesDone <- nil
+	}
 	if opt.onReady != nil {
 		waitRunning(ctx, w)
 		opt.onReady()
 	}
-	runErr := <-runDone
+	runErr := errors.Join(<-runDone, <-routesDone)
 
 	// Flush acknowledgements and publishes still buffered in the client.
 	drained := make(chan struct{})
@@ -330,6 +350,36 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	log.Info().Msg("shut down cleanly")
 	return nil
+}
+
+// newFanout wires the configured routes, nil when there are none. Their
+// streams and consumers are set up here, so a route that cannot work
+// fails start-up.
+func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, log zerolog.Logger) (*fanout.Fanout, error) {
+	if len(c.Routes) == 0 {
+		return nil, nil
+	}
+	pub, err := client.New(ctx, nc, client.Config{Topology: topo, RequestLimit: int64(c.Invoke.RequestLimit)})
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]fanout.Route, len(c.Routes))
+	for i, r := range c.Routes {
+		routes[i] = fanout.Route{
+			Name: r.Name, Stream: r.Stream, StreamSubjects: r.StreamSubjects, Subjects: r.Subjects,
+			Functions: r.Functions, Intent: r.Intent, JobSubject: r.JobSubject, DeliverNew: r.Deliver == "new",
+			Headers: fanout.Headers{Copy: r.Headers.Copy, Rename: r.Headers.Rename, Set: r.Headers.Set},
+			Source:  r.CloudEvent.Source, Type: r.CloudEvent.Type, Replicas: c.Streams.Replicas,
+		}
+	}
+	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func waitRunning(ctx context.Context, w *worker.Worker) {

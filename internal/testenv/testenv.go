@@ -36,12 +36,25 @@ type NATS struct {
 	Consumer jetstream.Consumer
 }
 
+// Option changes how StartNATS starts the server.
+type Option func(*queue.EmbeddedConfig)
+
+// MaxPayload sets the server's max_payload (the default is 8 MiB; a
+// stock nats-server has 1 MiB), for claim-check tests.
+func MaxPayload(n int32) Option {
+	return func(c *queue.EmbeddedConfig) { c.MaxPayload = n }
+}
+
 // StartNATS starts an embedded server on a free loopback port with its
 // store in a temp dir, connects, and creates the streams and consumer.
 // topo may be zero for the contract's defaults.
-func StartNATS(t testing.TB, topo queue.Topology) *NATS {
+func StartNATS(t testing.TB, topo queue.Topology, opts ...Option) *NATS {
 	t.Helper()
-	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	ec := queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}
+	for _, o := range opts {
+		o(&ec)
+	}
+	srv, err := queue.StartEmbedded(ec)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

@@ -1,0 +1,13 @@
+// Package client is the Go API for publishers: enqueue one job or a batch
+// of any size with a bounded number of acknowledgements outstanding, and
+// wait for a job's result or dead-letter record, including one stored
+// before the caller started waiting. Bodies and results too large for a
+// NATS message travel through the JetStream object store (the claim
+// check) without the caller noticing: Enqueue stores them, Await returns
+// them whole.
+//
+// It speaks the contract of CONTRACT.md and nothing else, so a service can
+// import it without the worker; it does not create streams (a worker
+// does) and it does not log: every failure is an error, per job where a
+// batch is concerned.
+package client

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/invoke-worker/worker/client"
+	"github.com/invoke-worker/worker/job"
+)
+
+// jobLine is one line of a .jsonl file.
+type jobLine struct {
+	Function   string            `json:"function"`
+	ID         string            `json:"id"`
+	Subject    string            `json:"subject"`
+	Intent     string            `json:"intent"`
+	Headers    map[string]string `json:"headers"`
+	Body       json.RawMessage   `json:"body"`
+	BodyBase64 *string           `json:"body_base64"`
+}
+
+// parseJobLine turns a line into a job, over the flags' template.
+func parseJobLine(line []byte, tmpl client.Job) (client.Job, error) {
+	var l jobLine
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return client.Job{}, fmt.Errorf("not a JSON object of a job: %w", err)
+	}
+	if dec.More() {
+		return client.Job{}, errors.New("more than one JSON value on the line")
+	}
+	j := tmpl
+	j.Header = make(nats.Header, len(tmpl.Header)+len(l.Headers))
+	for k, vs := range tmpl.Header {
+		j.Header[k] = slices.Clone(vs)
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&j.FunctionID, l.Function)
+	set(&j.ID, l.ID)
+	set(&j.Subject, l.Subject)
+	set(&j.Intent, l.Intent)
+	for k, v := range l.Headers {
+		j.Header[k] = []string{v}
+	}
+	body := bytes.TrimSpace(l.Body)
+	switch {
+	case l.BodyBase64 != nil && len(body) > 0 && !bytes.Equal(body, []byte("null")):
+		return client.Job{}, errors.New("body and body_base64 exclude each other")
+	case l.BodyBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*l.BodyBase64)
+		if err != nil {
+			return client.Job{}, fmt.Errorf("body_base64: %w", err)
+		}
+		j.Body = b
+	case len(body) == 0 || bytes.Equal(body, []byte("null")):
+		j.Body = nil
+	case body[0] == '"':
+		var s string
+		if err := json.Unmarshal(body, &s); err != nil {
+			return client.Job{}, fmt.Errorf("body: %w", err)
+		}
+		j.Body = []byte(s)
+	default:
+		// Any other JSON value is the body itself, as JSON.
+		j.Body = body
+		if j.ContentType == "" && job.Lookup(j.Header, job.HeaderContentType) == "" {
+			j.ContentType = "application/json"
+		}
+	}
+	if j.FunctionID == "" {
+		return client.Job{}, errors.New(`no function: give "function" or --function`)
+	}
+	if _, err := j.Message(); err != nil {
+		return client.Job{}, err
+	}
+	return j, nil
+}
+
+// fileRun is the state of one `enqueue --file x.jsonl`.
+type fileRun struct {
+	stdout, stderr io.Writer
+	bar            *progressbar.ProgressBar // nil: no terminal
+
+	mu       sync.Mutex // guards what follows: the reader and the collector both report
+	rejected []int      // line numbers
+	reasons  []string   // the first maxReasons, "line N: why"
+	lines    []int      // line numbers of jobs handed to the client, not yet reported
+	accepted map[client.JobID]int
+	ids      []client.JobID
+	dups     int
+	outErr   error
+}
+
+const maxReasons = 20
+
+func (r *fileRun) reject(line int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejected = append(r.rejected, line)
+	if len(r.reasons) < maxReasons {
+		r.reasons = append(r.reasons, fmt.Sprintf("line %d: %v", line, err))
+	}
+	step(r.bar)
+}
+
+// step advances bar, when there is one.
+func step(bar *progressbar.ProgressBar) {
+	if bar != nil {
+		_ = bar.Add(1)
+	}
+}
+
+// finish clears bar, when there is one.
+func finish(bar *progressbar.ProgressBar) {
+	if bar != nil {
+		_ = bar.Finish()
+	}
+}
+
+// enqueueFile publishes one job per line of a .jsonl file.
+func enqueueFile(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
+	if ef.id != "" {
+		return usagef("--id names one job; give each line of %s its own \"id\"", ef.file)
+	}
+	tmpl, err := ef.template()
+	if err != nil {
+		return err
+	}
+	fh, err := os.Open(ef.file)
+	if err != nil {
+		return usageError{fmt.Errorf("--file: %w", err)}
+	}
+	defer fh.Close()
+	total, err := countLines(fh)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", ef.file, err)
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	nc, c, err := publisher(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	r := &fileRun{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), accepted: map[client.JobID]int{}}
+	if isTerminal(r.stderr) && !isTerminal(r.stdout) && total > 0 {
+		r.bar = newBar(r.stderr, total, "enqueue")
+	}
+
+	// Lines are read as the client takes jobs, so memory stays bounded by
+	// its window whatever the file's size.
+	var readErr error
+	jobs := func(yield func(client.Job) bool) {
+		rd := bufio.NewReaderSize(fh, 1<<16)
+		for n := 1; ; n++ {
+			line, err := rd.ReadBytes('\n')
+			if len(bytes.TrimSpace(line)) > 0 {
+				j, perr := parseJobLine(line, tmpl)
+				if perr != nil {
+					r.reject(n, perr)
+				} else {
+					r.mu.Lock()
+					r.lines = append(r.lines, n)
+					r.mu.Unlock()
+					if !yield(j) {
+						return
+					}
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+		}
+	}
+	_, err = c.EnqueueAll(ctx, jobs, func(res client.BatchResult) {
+		r.mu.Lock()
+		line := r.lines[0]
+		r.lines = r.lines[1:]
+		r.mu.Unlock()
+		if res.Err != nil {
+			r.reject(line, res.Err)
+			return
+		}
+		r.mu.Lock()
+		if res.Duplicate {
+			r.dups++
+		}
+		if _, seen := r.accepted[res.ID]; !seen {
+			r.accepted[res.ID] = line
+			r.ids = append(r.ids, res.ID)
+		}
+		if ef.wait == "" && r.outErr == nil {
+			_, r.outErr = fmt.Fprintln(r.stdout, res.ID)
+		}
+		r.mu.Unlock()
+		step(r.bar)
+	})
+	finish(r.bar)
+	if err != nil && !errors.Is(err, client.ErrIncomplete) {
+		return err
+	}
+	if readErr != nil {
+		return fmt.Errorf("read %s: %w", ef.file, readErr)
+	}
+	if r.outErr != nil {
+		return r.outErr
+	}
+	summary := fmt.Sprintf("enqueued %d jobs from %s", len(r.ids), ef.file)
+	if r.dups > 0 {
+		summary += fmt.Sprintf(" (%d already enqueued: duplicates of stored jobs)", r.dups)
+	}
+	for _, s := range r.reasons {
+		fmt.Fprintln(r.stderr, s)
+	}
+	if more := len(r.rejected) - len(r.reasons); more > 0 {
+		fmt.Fprintf(r.stderr, "... and %d more rejected\n", more)
+	}
+	fmt.Fprintln(r.stderr, summary)
+
+	var failed error
+	if len(r.rejected) > 0 {
+		slices.Sort(r.rejected)
+		what := "lines"
+		if len(r.rejected) == 1 {
+			what = "line"
+		}
+		failed = exitError{code: exitFailed, msg: fmt.Sprintf("worker: %d %s rejected: %s", len(r.rejected), what, lineList(r.rejected))}
+	}
+	if ef.wait == "" {
+		if failed != nil {
+			return failed
+		}
+		return nil
+	}
+	return errors.Join(failed, r.await(ctx, c, ef))
+}
+
+// await waits for the outcome of every accepted job, printing one JSON
+// line per outcome and a count at the end.
+func (r *fileRun) await(ctx context.Context, c *client.Client, ef *enqueueFlags) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	if ef.waitFor > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ef.waitFor)
+		defer cancel()
+	}
+	fmt.Fprintf(r.stderr, "waiting for %d outcomes\n", len(r.ids))
+	var bar *progressbar.ProgressBar
+	if r.bar != nil {
+		bar = newBar(r.stderr, len(r.ids), "outcomes")
+	}
+	succeeded := 0
+	failed := map[string]int{}
+	enc := json.NewEncoder(r.stdout)
+	err := c.AwaitAll(ctx, r.ids, func(o client.Outcome) {
+		rec := struct {
+			Line    int    `json:"line"`
+			ID      string `json:"id"`
+			Outcome string `json:"outcome"`
+			Status  int    `json:"status,omitempty"`
+			Reason  string `json:"reason,omitempty"`
+			Error   string `json:"error,omitempty"`
+		}{Line: r.accepted[o.JobID], ID: o.JobID, Outcome: "completed", Status: o.Status}
+		if o.DeadLettered {
+			rec.Outcome, rec.Reason, rec.Error = "dead-lettered", o.Reason, o.Error
+			failed[o.Reason]++
+		} else {
+			succeeded++
+		}
+		if r.outErr == nil {
+			r.outErr = enc.Encode(rec)
+		}
+		step(bar)
+	})
+	finish(bar)
+	nFailed := 0
+	var parts []string
+	for _, reason := range slices.Sorted(maps.Keys(failed)) {
+		nFailed += failed[reason]
+		parts = append(parts, fmt.Sprintf("%s %d", reason, failed[reason]))
+	}
+	msg := fmt.Sprintf("%d succeeded, %d failed", succeeded, nFailed)
+	if nFailed > 0 {
+		msg += " (dead-lettered: " + strings.Join(parts, ", ") + ")"
+	}
+	if missing := len(r.ids) - succeeded - nFailed; missing > 0 {
+		msg += fmt.Sprintf(", %d without an outcome yet", missing)
+	}
+	fmt.Fprintln(r.stderr, msg)
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		return exitError{code: exitFailed, msg: fmt.Sprintf("worker: gave up waiting after %s (the rest may still complete)", ef.waitFor)}
+	case err != nil:
+		return err
+	case r.outErr != nil:
+		return r.outErr
+	case nFailed > 0:
+		return exitError{code: exitFailed}
+	}
+	return nil
+}
+
+// newBar is a progress bar of n steps on w, a terminal.
+func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("jobs"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetWidth(30),
+	)
+}
+
+// countLines counts the non-blank lines, for the progress bar.
+func countLines(r io.Reader) (int, error) {
+	sc := bufio.NewReaderSize(r, 1<<16)
+	n := 0
+	for {
+		line, err := sc.ReadSlice('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+		for errors.Is(err, bufio.ErrBufferFull) { // a long line: skip its rest
+			_, err = sc.ReadSlice('\n')
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// lineList prints line numbers, at most 50 of them.
+func lineList(lines []int) string {
+	var b strings.Builder
+	for i, n := range lines {
+		if i == 50 {
+			fmt.Fprintf(&b, " ... (%d more)", len(lines)-50)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}

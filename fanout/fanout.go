@@ -1,0 +1,399 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/client"
+	"github.com/invoke-worker/worker/job"
+)
+
+// Fanout runs routes.
+type Fanout struct {
+	cfg    Config
+	log    zerolog.Logger
+	routes []*route
+}
+
+// New validates cfg and returns a Fanout that is not running yet.
+func New(cfg Config) (*Fanout, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Fanout{cfg: cfg, log: cfg.Logger.With().Str("component", "fanout").Logger()}
+	for _, r := range cfg.Routes {
+		f.routes = append(f.routes, &route{Route: r, f: f, log: f.log.With().Str("route", r.Name).Logger()})
+	}
+	return f, nil
+}
+
+// Ensure creates what the routes need: each one's stream when it is
+// missing and StreamSubjects are given, and each one's durable consumer
+// (created or updated). Run calls it; calling it first makes a route that
+// cannot work fail start-up instead.
+func (f *Fanout) Ensure(ctx context.Context) error {
+	for _, r := range f.routes {
+		cons, err := r.ensure(ctx)
+		if err != nil {
+			return err
+		}
+		r.cons = cons
+	}
+	return nil
+}
+
+// Running reports whether every route is bound to its consumer.
+func (f *Fanout) Running() bool {
+	for _, r := range f.routes {
+		if !r.bound.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Run fans events out until ctx is cancelled, then stops pulling, lets the
+// events being fanned out finish (publishing a job is quick, and one left
+// half done is completed by its redelivery) and returns nil. It returns an
+// error only when Ensure fails.
+func (f *Fanout) Run(ctx context.Context) error {
+	if err := f.Ensure(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, r := range f.routes {
+		wg.Go(func() { r.run(ctx) })
+	}
+	f.log.Info().Int("routes", len(f.routes)).Msg("fan-out routes started")
+	wg.Wait()
+	f.log.Info().Msg("fan-out routes stopped")
+	return nil
+}
+
+// route is one running route.
+type route struct {
+	Route
+	f     *Fanout
+	log   zerolog.Logger
+	cons  jetstream.Consumer // owned by run once it starts
+	bound atomic.Bool
+}
+
+func (r *route) durable() string { return DurablePrefix + r.Name }
+
+func (r *route) consumerConfig() jetstream.ConsumerConfig {
+	deliver := jetstream.DeliverAllPolicy
+	if r.DeliverNew {
+		deliver = jetstream.DeliverNewPolicy
+	}
+	return jetstream.ConsumerConfig{
+		Durable:        r.durable(),
+		Description:    "fan-out route " + r.Name + " (invoke worker)",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  deliver,
+		AckWait:        r.f.cfg.AckWait,
+		MaxDeliver:     -1, // an event is never dropped: it waits until its jobs are stored
+		FilterSubjects: r.Subjects,
+		MaxAckPending:  max(1000, 4*r.f.cfg.MaxInFlight),
+	}
+}
+
+func (r *route) ensure(ctx context.Context) (jetstream.Consumer, error) {
+	js := r.f.cfg.JS
+	if len(r.StreamSubjects) > 0 {
+		_, err := js.Stream(ctx, r.Stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        r.Stream,
+				Description: "events of fan-out route " + r.Name + " (created by the invoke worker)",
+				Subjects:    r.StreamSubjects,
+				Retention:   jetstream.LimitsPolicy,
+				Storage:     jetstream.FileStorage,
+				Replicas:    r.Replicas,
+			})
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				err = nil // another worker created it first
+			}
+			if err == nil {
+				r.log.Info().Str("stream", r.Stream).Strs("subjects", r.StreamSubjects).Msg("created the route's event stream")
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("route %s: stream %s: %w", r.Name, r.Stream, err)
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, r.Stream, r.consumerConfig())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("route %s: stream %s not found: create it, or give the route stream_subjects to have the worker create it", r.Name, r.Stream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("route %s: consumer %s on %s: %w", r.Name, r.durable(), r.Stream, err)
+	}
+	return cons, nil
+}
+
+// run pulls only as many events as it has free slots and fans each out in
+// its own goroutine, all of which it waits for before returning.
+func (r *route) run(ctx context.Context) {
+	defer r.bound.Store(false)
+	cfg := r.f.cfg
+	// Events already being fanned out finish after a stop.
+	work := context.WithoutCancel(ctx)
+	slots := make(chan struct{}, cfg.MaxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	failures := 0
+	pause := func() {
+		failures++
+		t := time.NewTimer(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	for ctx.Err() == nil {
+		if r.cons == nil {
+			cons, err := r.ensure(ctx)
+			if err != nil {
+				r.bound.Store(false)
+				r.log.Warn().Err(err).Msg("route consumer unavailable; retrying")
+				pause()
+				continue
+			}
+			r.cons = cons
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	more:
+		for n < cfg.MaxInFlight {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		batch, err := r.cons.Fetch(n, jetstream.FetchMaxWait(cfg.FetchWait))
+		if err != nil {
+			for range n {
+				<-slots
+			}
+			r.fetchFailed(err)
+			pause()
+			continue
+		}
+		r.bound.Store(true)
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			wg.Go(func() {
+				defer func() { <-slots }()
+				r.handle(work, msg)
+			})
+		}
+		for range n - got {
+			<-slots
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			r.fetchFailed(err)
+			pause()
+			continue
+		}
+		failures = 0
+	}
+}
+
+func (r *route) fetchFailed(err error) {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		r.bound.Store(false)
+		r.cons = nil
+		r.log.Warn().Err(err).Msg("route consumer gone; creating it again")
+		return
+	}
+	r.log.Debug().Err(err).Msg("pull for events failed; retrying")
+}
+
+// handle fans one event out and settles it: acknowledged once every job is
+// stored, given back with a growing delay when some are not, terminated
+// when it cannot make valid jobs (which logs why).
+func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error().Err(err).Str("subject", msg.Subject()).Msg("event without JetStream metadata")
+		_ = msg.Term()
+		return
+	}
+	jobs := r.jobs(msg, meta)
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	res, err := r.f.cfg.Publisher.EnqueueBatch(ctx, jobs)
+	if err == nil {
+		if err := msg.Ack(); err != nil {
+			r.log.Debug().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("event ack failed; its redelivery is deduplicated")
+		}
+		return
+	}
+	ev := r.log.With().Str("subject", msg.Subject()).Uint64("seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
+	for _, jr := range res {
+		if errors.Is(jr.Err, client.ErrInvalidJob) {
+			ev.Error().Err(jr.Err).Str("job_id", jr.ID).Msg("event cannot make a valid job (check the route's header mapping); event terminated")
+			_ = msg.TermWithReason("invalid job")
+			return
+		}
+	}
+	delay := min(retryDelayFirst<<min(meta.NumDelivered-1, 10), retryDelayMax)
+	ev.Warn().Err(err).Dur("retry_in", delay).Msg("jobs of event not all stored; event given back")
+	_ = msg.NakWithDelay(delay)
+}
+
+// jobs builds the event's jobs, one per function.
+func (r *route) jobs(msg jetstream.Msg, meta *jetstream.MsgMetadata) []client.Job {
+	body := msg.Data()
+	contentType := ""
+	if r.Intent == job.IntentCloudEvent {
+		body = structuredCloudEvent(event{
+			header:  msg.Headers(),
+			data:    msg.Data(),
+			subject: msg.Subject(),
+			stream:  meta.Stream,
+			seq:     meta.Sequence.Stream,
+			stored:  meta.Timestamp,
+		}, r.Source, r.Type)
+		contentType = CloudEventCT
+	}
+	hdr := r.jobHeader(msg.Headers())
+	jobs := make([]client.Job, len(r.Functions))
+	for n, fn := range r.Functions {
+		jobs[n] = client.Job{
+			FunctionID:  fn,
+			ID:          JobID(r.Name, meta.Stream, meta.Sequence.Stream, n),
+			Subject:     r.JobSubject,
+			Body:        body,
+			Intent:      r.Intent,
+			ContentType: contentType,
+			Header:      hdr, // copied by Job.Message
+		}
+	}
+	return jobs
+}
+
+// JobID is the id of the job route publishes for the n-th function of
+// event seq of stream: <route>-<stream>-<seq>-<n>, with characters a job
+// id may not have replaced by '_', and shortened with a hash of the whole
+// when longer than a job id may be.
+func JobID(route, stream string, seq uint64, n int) string {
+	id := []byte(route + "-" + stream + "-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(n))
+	for i, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			id[i] = '_'
+		}
+	}
+	if len(id) <= job.MaxJobIDLength {
+		return string(id)
+	}
+	// Keep the tail (sequence and n) whole; the hash keeps ids distinct.
+	sum := fnv64(string(id))
+	tail := "-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(n)
+	head := job.MaxJobIDLength - len(tail) - 17
+	return string(id[:head]) + "-" + fmt.Sprintf("%016x", sum) + tail
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// jobHeader maps an event's headers onto its jobs' headers.
+func (r *route) jobHeader(ev nats.Header) nats.Header {
+	h := nats.Header{}
+	carry := func(from, to string) bool {
+		k, vs := lookupAll(ev, from)
+		if k == "" {
+			return false
+		}
+		h[to] = slices.Clone(vs)
+		return true
+	}
+	carry(job.HeaderTraceparent, job.HeaderTraceparent)
+	carry(job.HeaderTracestate, job.HeaderTracestate)
+	if r.Intent != job.IntentCloudEvent {
+		carry(job.HeaderContentType, job.HeaderContentType)
+	}
+	for _, name := range r.Headers.Copy {
+		if name == "*" {
+			for k, vs := range ev {
+				if !r.reserved(k) {
+					h[k] = slices.Clone(vs)
+				}
+			}
+			continue
+		}
+		if !r.reserved(name) {
+			if k, _ := lookupAll(ev, name); k != "" {
+				carry(k, k)
+			}
+		}
+	}
+	for from, to := range r.Headers.Rename {
+		if k, _ := lookupAll(ev, from); k != "" && carry(k, to) && k != to {
+			delete(h, k) // renamed, not copied twice by "*"
+		}
+	}
+	for k, v := range r.Headers.Set {
+		h[k] = []string{v}
+	}
+	return h
+}
+
+// reserved are the event headers never copied: NATS's own and those the
+// route sets itself.
+func (r *route) reserved(k string) bool {
+	if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
+		return true
+	}
+	for _, o := range []string{job.HeaderJobID, job.HeaderFunctionID, job.HeaderBodyObject, job.HeaderFnIntent} {
+		if strings.EqualFold(k, o) {
+			return true
+		}
+	}
+	if r.Intent == job.IntentCloudEvent {
+		// The CloudEvent carries them in its body.
+		return strings.EqualFold(k, job.HeaderContentType) || len(k) > 3 && strings.EqualFold(k[:3], "ce-")
+	}
+	return false
+}
+
+// lookupAll finds a header exactly, else case-insensitively, and returns
+// its key as the event has it.
+func lookupAll(h nats.Header, key string) (string, []string) {
+	if vs, ok := h[key]; ok && len(vs) > 0 {
+		return key, vs
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, key) {
+			return k, vs
+		}
+	}
+	return "", nil
+}
