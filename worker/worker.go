@@ -481,7 +481,7 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 
 	switch d.action {
 	case actComplete:
-		ev = ev.Int("status", o.resp.Status).Str("opc_request_id", o.resp.OpcRequestID)
+		ev = ev.Str("opc_request_id", o.resp.OpcRequestID)
 		res := w.resultMsg(j, o.resp, o.attempt)
 		err := w.checkResult(ctx, res, j.ID)
 		if err == nil {
