@@ -105,6 +105,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newEmulatorCmd(g),
 		newDlqCmd(g),
 		newVersionCmd(),
+		newBenchCmd(g),
 	)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
