@@ -70,7 +70,6 @@ func runWorker(ctx context.Context, env bench.WorkerEnv) error {
 		Concurrency:   env.Concurrency,
 		ResultsStream: topo.ResultsStream,
 		ResultsPrefix: topo.ResultsPrefix,
-		FetchWait:     200 * time.Millisecond, // quick stops
 		Metrics:       prometheus.NewRegistry(),
 		Logger:        &log,
 	}, worker.Deps{

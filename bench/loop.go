@@ -31,7 +31,7 @@ func (k loopKind) String() string {
 }
 
 // stopWait bounds how long a consumer may take to stop once its jobs are
-// done; the worker's pull requests alone may take FetchWait (2s).
+// done.
 const stopWait = time.Minute
 
 // loop measures one consumer: a fresh NATS (and emulator), the consumer

@@ -131,14 +131,10 @@ type Consumer struct {
 	// Durable is the consumer name shared by all workers. Default "invoke-workers".
 	Durable string `yaml:"durable"`
 	// AckWait is how long a delivered job may go unacknowledged (and not
-	// extended) before it is redelivered. Default 30s.
+	// extended) before it is redelivered. Default 90s.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxAckPending caps unacknowledged jobs across all workers. Default 20000.
 	MaxAckPending int `yaml:"max_ack_pending"`
-	// FetchWait is how long one pull request waits for jobs. A worker pulls
-	// only as many jobs as it has free slots; a stopping worker waits for
-	// its last pull request to end. Default 2s.
-	FetchWait time.Duration `yaml:"fetch_wait"`
 }
 
 // Worker is this process's scheduling of jobs.
@@ -162,6 +158,10 @@ type Worker struct {
 	// ProgressInterval is how often a running job's ack deadline is
 	// extended. Default 10s.
 	ProgressInterval time.Duration `yaml:"progress_interval"`
+	// Prefetch is how many jobs are kept on their way beyond those running,
+	// so a freed slot never waits for a round trip; 0 means concurrency.
+	// Their ack deadlines run while they wait. Default 0.
+	Prefetch int `yaml:"prefetch"`
 }
 
 // Invoke is how functions are invoked.
@@ -373,9 +373,8 @@ func Default() Config {
 		},
 		Consumer: Consumer{
 			Durable:       "invoke-workers",
-			AckWait:       30 * time.Second,
+			AckWait:       90 * time.Second,
 			MaxAckPending: 20000,
-			FetchWait:     2 * time.Second,
 		},
 		Worker: Worker{
 			Concurrency:      64,

@@ -297,7 +297,7 @@ func TestEnvListsAndMaps(t *testing.T) {
 		"WORKER_STREAMS_JOBS_SUBJECTS=a.>,b.*",
 		"WORKER_EMULATOR_FUNCTIONS=",
 		"WORKER_INVOKE_OCI_CONFIG_FILE=/etc/oci/config",
-		"WORKER_INVOKE_TIMEOUT_READ=90s",
+		"WORKER_INVOKE_TIMEOUT_READ=80s",
 		"WORKER_HTTP_PPROF=true",
 		"WORKER_INVOKE_RESPONSE_LIMIT=64 MiB",
 	}})
@@ -314,7 +314,7 @@ func TestEnvListsAndMaps(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Streams.JobsSubjects, []string{"a.>", "b.*"}) {
 		t.Errorf("jobs_subjects = %q", cfg.Streams.JobsSubjects)
 	}
-	if cfg.Invoke.OCI.ConfigFile != "/etc/oci/config" || cfg.Invoke.Timeout.Read != 90*time.Second ||
+	if cfg.Invoke.OCI.ConfigFile != "/etc/oci/config" || cfg.Invoke.Timeout.Read != 80*time.Second ||
 		!cfg.HTTP.Pprof || cfg.Invoke.ResponseLimit != 64*MiB {
 		t.Errorf("scalars from env not applied: %+v %+v", cfg.Invoke, cfg.HTTP)
 	}

@@ -152,7 +152,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Streams.ResultsPrefix = "x"
 			c.Streams.DLQPrefix = "y"
 		}},
-		{"ack wait just over", func(c *Config) { c.Consumer.AckWait = 20*time.Second + 1 }},
+		{"ack wait just over", func(c *Config) { c.Consumer.AckWait = 20*time.Second + 1; c.Invoke.Timeout.Read = 20 * time.Second }},
 		{"dup window equals age", func(c *Config) { c.Streams.JobsMaxAge = 2 * time.Minute }},
 	}
 	for _, tt := range tests {
@@ -202,5 +202,24 @@ func TestSubjectsOverlap(t *testing.T) {
 		if got := subjectsOverlap(tt.a, tt.b); got != tt.want {
 			t.Errorf("subjectsOverlap(%q, %q) = %v", tt.a, tt.b, got)
 		}
+	}
+}
+
+// TestAckWaitMustCoverAPrefetchedJobsWait: prefetched jobs wait for a slot
+// with their ack deadline running, up to one invocation per round of
+// prefetch/concurrency.
+func TestAckWaitMustCoverAPrefetchedJobsWait(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Invoke.Timeout.Read = 5 * time.Minute
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "consumer.ack_wait") || !strings.Contains(err.Error(), "worker.prefetch") {
+		t.Fatalf("a 5m read timeout with a 90s ack wait: %v", err)
+	}
+	c.Worker.Prefetch = 1
+	c.Worker.Concurrency = 1
+	c.Consumer.AckWait = 5*time.Minute + time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

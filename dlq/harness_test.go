@@ -59,9 +59,8 @@ func newHarness(t *testing.T, fns map[string]emulator.Behavior) *harness {
 	cons := h.nats.Consumer
 	w, err := worker.New(worker.Config{
 		ID: "test-worker", Concurrency: 16, ResultsStream: topo.ResultsStream, ResultsPrefix: topo.ResultsPrefix,
-		Retry:     worker.RetryConfig{MaxAttempts: 3, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Multiplier: 2, MaxElapsed: time.Minute, Randomization: 0.2},
-		FetchWait: 200 * time.Millisecond, // quick stops
-		Logger:    &log,
+		Retry:  worker.RetryConfig{MaxAttempts: 3, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Multiplier: 2, MaxElapsed: time.Minute, Randomization: 0.2},
+		Logger: &log,
 	}, worker.Deps{
 		Consumer:      func(context.Context) (jetstream.Consumer, error) { return cons, nil },
 		State:         state,

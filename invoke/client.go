@@ -166,9 +166,16 @@ type Response struct {
 
 // Client invokes functions. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	http *http.Client
+	cfg       Config
+	http      *http.Client
+	userAgent []string
 }
+
+// Header values shared by every request; never modified.
+var (
+	acceptAll  = []string{"*/*"}
+	invokeSync = []string{"sync"}
+)
 
 // New builds a Client.
 func New(cfg Config) (*Client, error) {
@@ -183,7 +190,7 @@ func New(cfg Config) (*Client, error) {
 	// No http.Client.Timeout: the SDK's 60 s total timeout cuts off
 	// functions that may run 300 s. Each attempt gets its own context
 	// deadline instead.
-	return &Client{cfg: cfg, http: &http.Client{Transport: tr}}, nil
+	return &Client{cfg: cfg, http: &http.Client{Transport: tr}, userAgent: []string{cfg.UserAgent}}, nil
 }
 
 // NewTransport returns a transport sized for maxConns invocations in flight
@@ -251,6 +258,8 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrNoEndpoint, err))
 	}
+	// Canonical keys set directly: Header.Set would canonicalise each one
+	// again on every request.
 	h := req.Header
 	for k, vs := range r.Header {
 		for _, v := range vs {
@@ -261,28 +270,28 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	h.Set("Content-Type", ct)
-	h.Set("Accept", "*/*")
-	h.Set("User-Agent", c.cfg.UserAgent)
+	h["Content-Type"] = []string{ct}
+	h["Accept"] = acceptAll
+	h["User-Agent"] = c.userAgent
 	if r.Intent != "" {
-		h.Set("fn-intent", r.Intent)
+		h["Fn-Intent"] = []string{r.Intent}
 	}
-	invokeType := r.InvokeType
-	if invokeType == "" {
-		invokeType = "sync"
+	if r.InvokeType == "" || r.InvokeType == "sync" {
+		h["Fn-Invoke-Type"] = invokeSync
+	} else {
+		h["Fn-Invoke-Type"] = []string{r.InvokeType}
 	}
-	h.Set("fn-invoke-type", invokeType)
 	if r.OpcRequestID != "" {
-		h.Set("opc-request-id", r.OpcRequestID)
+		h["Opc-Request-Id"] = []string{r.OpcRequestID}
 	}
 	req.ContentLength = int64(len(r.Body))
 	if len(r.Body) == 0 {
 		req.Body = http.NoBody // a zero-length body must not go out chunked
 	}
 	if c.cfg.Signer != nil {
-		h.Set("Date", c.cfg.Now().UTC().Format(http.TimeFormat))
-		h.Set("Content-Length", strconv.Itoa(len(r.Body)))
-		h.Set("X-Content-Sha256", bodyHash(r.Body))
+		h["Date"] = []string{c.cfg.Now().UTC().Format(http.TimeFormat)}
+		h["Content-Length"] = []string{strconv.Itoa(len(r.Body))}
+		h["X-Content-Sha256"] = []string{bodyHash(r.Body)}
 		if err := c.cfg.Signer.Sign(req); err != nil {
 			// The SDK's errors name files and fields, never key material.
 			return fail(fmt.Errorf("%w: %w", ErrSigning, err))
@@ -295,7 +304,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
 	}
 	defer resp.Body.Close()
-	body, err := readLimited(resp.Body, c.cfg.ResponseLimit)
+	body, err := readLimited(resp.Body, resp.ContentLength, c.cfg.ResponseLimit)
 	elapsed := time.Since(start)
 	if err != nil {
 		if errors.Is(err, ErrResponseTooLarge) {
@@ -352,7 +361,18 @@ func describeNetErr(err error) string {
 	return err.Error()
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads the answer, in one allocation when its length is known.
+func readLimited(r io.Reader, length, limit int64) ([]byte, error) {
+	if length > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, length, limit)
+	}
+	if length >= 0 {
+		b := make([]byte, length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
 	if err != nil {

@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,25 +70,27 @@ func Parse(msg Message, limits Limits) (Job, error) {
 		Seq:     msg.Seq,
 		StoreAt: msg.StoreAt,
 	}
-	fallbackID := fmt.Sprintf("%s-%d", msg.Stream, msg.Seq)
-	j.ID = fallbackID
+	h := scanHeaders(msg.Header)
 	invalid := func(format string, args ...any) (Job, error) {
+		if j.ID == "" {
+			j.ID = fallbackID(msg.Stream, msg.Seq)
+		}
 		return j, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 
-	if id := Lookup(msg.Header, HeaderJobID); id != "" {
+	if id := h[hJobID]; id != "" {
 		if err := ValidateJobID(id); err != nil {
 			return invalid("%s: %v", HeaderJobID, err)
 		}
 		j.ID = id
-	} else if id := Lookup(msg.Header, HeaderMsgID); id != "" {
+	} else if id := h[hMsgID]; id != "" {
 		if err := ValidateJobID(id); err != nil {
 			return invalid("%s %q cannot serve as the job id (%v); set %s", HeaderMsgID, truncate(id, 64), err, HeaderJobID)
 		}
 		j.ID = id
 	}
 
-	j.FunctionID = Lookup(msg.Header, HeaderFunctionID)
+	j.FunctionID = h[hFunctionID]
 	if j.FunctionID == "" {
 		return invalid("missing %s header", HeaderFunctionID)
 	}
@@ -97,7 +100,7 @@ func Parse(msg Message, limits Limits) (Job, error) {
 	if limits.MaxBody > 0 && int64(len(msg.Data)) > limits.MaxBody {
 		return invalid("body is %d bytes, over the function request limit of %d bytes", len(msg.Data), limits.MaxBody)
 	}
-	if v := Lookup(msg.Header, HeaderFnIntent); v != "" {
+	if v := h[hFnIntent]; v != "" {
 		v = strings.ToLower(v)
 		if v != IntentHTTPRequest && v != IntentCloudEvent {
 			return invalid("%s %q: want %s or %s", HeaderFnIntent, truncate(v, 64), IntentHTTPRequest, IntentCloudEvent)
@@ -105,38 +108,97 @@ func Parse(msg Message, limits Limits) (Job, error) {
 		j.Intent = v
 	}
 	j.InvokeType = InvokeTypeSync
-	if v := Lookup(msg.Header, HeaderFnInvokeType); v != "" {
+	if v := h[hFnInvokeType]; v != "" {
 		v = strings.ToLower(v)
 		if v != InvokeTypeSync && v != InvokeTypeDetached {
 			return invalid("%s %q: want %s or %s", HeaderFnInvokeType, truncate(v, 64), InvokeTypeSync, InvokeTypeDetached)
 		}
 		j.InvokeType = v
 	}
-	if v := Lookup(msg.Header, HeaderTimeout); v != "" {
+	if v := h[hTimeout]; v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return invalid("%s %q: want a positive Go duration such as 30s", HeaderTimeout, truncate(v, 64))
 		}
 		j.Timeout = d
 	}
-	if v := Lookup(msg.Header, HeaderDeadline); v != "" {
+	if v := h[hDeadline]; v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			return invalid("%s %q: want an RFC 3339 time", HeaderDeadline, truncate(v, 64))
 		}
 		j.Deadline = t
 	}
-	if v := Lookup(msg.Header, HeaderReplyTo); v != "" {
+	if v := h[hReplyTo]; v != "" {
 		if err := ValidatePublishSubject(v); err != nil {
 			return invalid("%s %q: %v", HeaderReplyTo, truncate(v, 64), err)
 		}
 		j.ReplyTo = v
 	}
-	j.ContentType = Lookup(msg.Header, HeaderContentType)
-	j.OpcRequestID = Lookup(msg.Header, HeaderOpcRequestID)
-	j.Traceparent = Lookup(msg.Header, HeaderTraceparent)
-	j.Tracestate = Lookup(msg.Header, HeaderTracestate)
+	if j.ID == "" {
+		j.ID = fallbackID(msg.Stream, msg.Seq)
+	}
+	j.ContentType = h[hContentType]
+	j.OpcRequestID = h[hOpcRequestID]
+	j.Traceparent = h[hTraceparent]
+	j.Tracestate = h[hTracestate]
 	return j, nil
+}
+
+func fallbackID(stream string, seq uint64) string {
+	return stream + "-" + strconv.FormatUint(seq, 10)
+}
+
+// The headers Parse reads, by index into a scan.
+const (
+	hFunctionID = iota
+	hMsgID
+	hJobID
+	hFnIntent
+	hFnInvokeType
+	hContentType
+	hTimeout
+	hDeadline
+	hReplyTo
+	hOpcRequestID
+	hTraceparent
+	hTracestate
+	numHeaders
+)
+
+var parsedHeaders = [numHeaders]string{
+	hFunctionID: HeaderFunctionID, hMsgID: HeaderMsgID, hJobID: HeaderJobID, hFnIntent: HeaderFnIntent,
+	hFnInvokeType: HeaderFnInvokeType, hContentType: HeaderContentType, hTimeout: HeaderTimeout,
+	hDeadline: HeaderDeadline, hReplyTo: HeaderReplyTo, hOpcRequestID: HeaderOpcRequestID,
+	hTraceparent: HeaderTraceparent, hTracestate: HeaderTracestate,
+}
+
+// scanHeaders reads every header Parse needs in one pass over the message's
+// headers (instead of one map walk per header a publisher did not set). An
+// exact name wins over a case-insensitive match, as in Lookup.
+func scanHeaders(h nats.Header) (out [numHeaders]string) {
+	var exact [numHeaders]bool
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		for i, name := range parsedHeaders {
+			if len(k) != len(name) || exact[i] {
+				continue
+			}
+			if k == name {
+				out[i], exact[i] = vs[0], true
+				break
+			}
+			if strings.EqualFold(k, name) {
+				if out[i] == "" {
+					out[i] = vs[0]
+				}
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Lookup returns the first value of the header key. NATS headers are

@@ -81,3 +81,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseReadsEveryHeaderInAnyCase: headers of equal length must not
+// shadow each other, and an exact name wins over another casing.
+func TestParseReadsEveryHeaderInAnyCase(t *testing.T) {
+	t.Parallel()
+	h := nats.Header{
+		"invoke-function-id": {"ocid1.fnfunc.oc1.phx.aaaa"},
+		"Nats-Msg-Id":        {"m1"},
+		"TRACEPARENT":        {"00-abc-def-01"},
+		"fn-invoke-type":     {"detached"},
+		"Opc-Request-Id":     {"req-1"},
+		"invoke-timeout":     {"5s"},
+		"Invoke-Deadline":    {"2030-01-01T00:00:00Z"},
+		"invoke-reply-to":    {"replies.x"},
+		"Content-Type":       {"text/plain"},
+		"content-type":       {"ignored/other-case"},
+	}
+	j, err := Parse(Message{Header: h, Stream: "S", Seq: 1}, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.ID != "m1" || j.Traceparent != "00-abc-def-01" || j.InvokeType != "detached" || j.OpcRequestID != "req-1" ||
+		j.Timeout != 5*time.Second || j.Deadline.IsZero() || j.ReplyTo != "replies.x" || j.ContentType != "text/plain" {
+		t.Fatalf("%+v", j)
+	}
+}

@@ -27,7 +27,7 @@ type Topology struct {
 	// every stream. Defaults to 2m.
 	DuplicateWindow time.Duration
 	Durable         string        // invoke-workers
-	AckWait         time.Duration // 30s
+	AckWait         time.Duration // 90s
 	MaxAckPending   int           // 20000
 	// JobBodies and ResultBodies are the object store buckets of the claim
 	// check: job bodies and results too large for a message. Defaults
@@ -70,7 +70,7 @@ func (t Topology) WithDefaults() Topology {
 		t.DuplicateWindow = 2 * time.Minute
 	}
 	if t.AckWait == 0 {
-		t.AckWait = 30 * time.Second
+		t.AckWait = 90 * time.Second
 	}
 	if t.MaxAckPending == 0 {
 		t.MaxAckPending = 20000

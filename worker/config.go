@@ -65,9 +65,13 @@ type Config struct {
 	// PerFunctionRate caps one function's invocations per second in this
 	// process. 0 turns it off. Defaults to 0.
 	PerFunctionRate float64
-	// FetchWait is how long one pull request waits for jobs. Shorter means
-	// a quicker stop; longer, fewer idle requests. Defaults to 2s.
-	FetchWait time.Duration
+	// Prefetch is how many jobs the client library keeps on their way
+	// beyond those running, so a freed slot never waits for a round trip.
+	// Those jobs' ack deadlines run while they wait: up to
+	// ceil(Prefetch/Concurrency) invocations' time, which the consumer's
+	// AckWait must cover. Small values cost throughput (many small pull
+	// requests). Defaults to Concurrency.
+	Prefetch int
 	// Metrics, when set, receives the worker's Prometheus collectors.
 	Metrics prometheus.Registerer
 	// Logger receives one line per job outcome. Defaults to zerolog.Nop().
@@ -166,8 +170,8 @@ func (c Config) withDefaults() Config {
 	if b.HalfOpenRequests == 0 {
 		b.HalfOpenRequests = 1
 	}
-	if c.FetchWait == 0 {
-		c.FetchWait = 2 * time.Second
+	if c.Prefetch == 0 {
+		c.Prefetch = c.Concurrency
 	}
 	if c.RetryPolicy == nil {
 		c.RetryPolicy, _ = invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
@@ -195,8 +199,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: Retry.Multiplier must be at least 1, got %g", c.Retry.Multiplier)
 	case c.Retry.Randomization < 0 || c.Retry.Randomization > 1:
 		return fmt.Errorf("worker: Retry.Randomization must be in [0,1], got %g", c.Retry.Randomization)
-	case c.ProgressInterval <= 0 || c.DrainTimeout < 0 || c.MaxJobAge < 0 || c.FetchWait < 100*time.Millisecond:
-		return errors.New("worker: intervals must be positive (FetchWait at least 100ms)")
+	case c.ProgressInterval <= 0 || c.DrainTimeout < 0 || c.MaxJobAge < 0:
+		return errors.New("worker: intervals must be positive")
+	case c.Prefetch < 0:
+		return fmt.Errorf("worker: Prefetch must not be negative, got %d", c.Prefetch)
 	case c.Breaker.Mode != BreakerPerFunction && c.Breaker.Mode != BreakerPerHost && c.Breaker.Mode != BreakerOff:
 		return fmt.Errorf("worker: Breaker.Mode %q: want function, host or off", c.Breaker.Mode)
 	case c.Breaker.Mode == BreakerPerHost && c.Breaker.HostOf == nil:

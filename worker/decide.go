@@ -48,6 +48,24 @@ func (a action) String() string {
 	return "unknown"
 }
 
+// logMessage is the job line's message; constant, so a disabled log level
+// costs nothing.
+func (a action) logMessage() string {
+	switch a {
+	case actComplete:
+		return "job complete"
+	case actRetry:
+		return "job retry"
+	case actDeadLetter:
+		return "job dead-letter"
+	case actRelease:
+		return "job release"
+	case actDefer:
+		return "job defer"
+	}
+	return "job"
+}
+
 // outcome is what happened to one delivery before the decision.
 type outcome struct {
 	parseErr   error            // the job is invalid

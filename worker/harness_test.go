@@ -92,9 +92,6 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	if cfg.FetchWait == 0 {
-		cfg.FetchWait = 200 * time.Millisecond // quick stops
-	}
 	if cfg.ID == "" {
 		cfg.ID = "test-worker"
 	}

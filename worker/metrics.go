@@ -9,6 +9,8 @@ import (
 // nothing, so the hot path needs no checks at the call sites.
 type metrics struct {
 	jobs        *prometheus.CounterVec
+	completed   prometheus.Counter // jobs{outcome="completed"}, resolved once: the hot path
+	attempt2xx  prometheus.Counter
 	attempts    *prometheus.CounterVec
 	duration    prometheus.Histogram
 	inFlight    prometheus.Gauge
@@ -52,21 +54,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed pull requests on the jobs consumer.",
 		}),
 	}
+	m.completed = m.jobs.WithLabelValues("completed")
+	m.attempt2xx = m.attempts.WithLabelValues("2xx")
 	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.deferred, m.fetchErrors)
 	return m
 }
 
 func (m *metrics) job(outcome string) {
-	if m != nil {
+	switch {
+	case m == nil:
+	case outcome == "completed":
+		m.completed.Inc()
+	default:
 		m.jobs.WithLabelValues(outcome).Inc()
 	}
 }
 
 func (m *metrics) attempt(result string, seconds float64) {
-	if m != nil {
+	switch {
+	case m == nil:
+		return
+	case result == "2xx":
+		m.attempt2xx.Inc()
+	default:
 		m.attempts.WithLabelValues(result).Inc()
-		m.duration.Observe(seconds)
 	}
+	m.duration.Observe(seconds)
 }
 
 func (m *metrics) inFlightAdd(d float64) {

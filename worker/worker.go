@@ -127,9 +127,10 @@ func (w *Worker) BreakerStates() map[string]string { return w.breakers.states() 
 // gives back the rest, and returns nil. Acknowledgements it sent are
 // flushed by the caller's connection drain.
 //
-// It pulls only as many jobs as it has free slots ("fetch what you can
-// run"): a job pulled is a job started, so no job waits in a client buffer
-// while its ack deadline runs out.
+// It takes a job only when it has a free slot. The client library keeps
+// Prefetch more jobs on their way, so a slot never waits for a round trip;
+// those few are the only jobs whose ack deadline runs while they wait (see
+// Config.Prefetch).
 func (w *Worker) Run(ctx context.Context) error {
 	// Invocations outlive ctx: a stop request must not cut them off before
 	// DrainTimeout. workCtx is cancelled only when draining gives up.
@@ -138,11 +139,20 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.running.Store(true)
 	defer w.running.Store(false)
-	w.log.Info().Int("concurrency", w.cfg.Concurrency).Msg("worker started")
+	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("prefetch", w.cfg.Prefetch).Msg("worker started")
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
-	var cons jetstream.Consumer
+	start := func(msg jetstream.Msg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			w.handle(workCtx, msg, false)
+		}()
+	}
+	var iter jetstream.MessagesContext
+	nextCtx := jetstream.NextContext(ctx) // one option value for every Next
 	failures := 0
 	pause := func() {
 		failures++
@@ -153,64 +163,64 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if cons == nil {
+		if iter == nil {
 			var err error
-			if cons, err = w.deps.Consumer(ctx); err != nil {
+			if iter, err = w.bind(ctx); err != nil {
 				w.bound.Store(false)
+				w.metrics.fetchError()
 				w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
 				pause()
 				continue
 			}
+			w.bound.Store(true)
 		}
-		// Wait for one free slot, then take every other free one.
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			continue
 		}
-		n := 1
-		for n < w.cfg.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				n++
-				continue
-			default:
-			}
-			break
-		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		msg, err := iter.Next(nextCtx)
 		if err != nil {
-			for range n {
-				<-slots
-			}
-			w.fetchFailed(err, &cons)
-			pause()
-			continue
-		}
-		w.bound.Store(true)
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			wg.Add(1)
-			stopping := ctx.Err() != nil
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				w.handle(workCtx, msg, stopping)
-			}()
-		}
-		for range n - got {
 			<-slots
-		}
-		if err := batch.Error(); err != nil {
-			w.fetchFailed(err, &cons)
-			pause()
+			if ctx.Err() != nil {
+				break
+			}
+			w.metrics.fetchError()
+			if consumerGone(err) {
+				// Deleted under us, or the iterator stopped for good:
+				// bind again (creating the consumer if need be).
+				w.log.Warn().Err(err).Msg("job consumer lost; binding again")
+				iter.Stop()
+				iter = nil
+				w.bound.Store(false)
+				pause()
+				continue
+			}
+			w.log.Debug().Err(err).Msg("pull failed; the client retries")
 			continue
 		}
 		failures = 0
+		start(msg)
 	}
 
 	w.draining.Store(true)
+	if iter != nil {
+		// Jobs already on their way are handed straight back.
+		iter.Drain()
+		for {
+			msg, err := iter.Next(jetstream.NextMaxWait(time.Second))
+			if err != nil {
+				break
+			}
+			// Giving a job back takes no slot: it must not wait behind
+			// the invocations still running.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.handle(workCtx, msg, true)
+			}()
+		}
+	}
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
@@ -227,17 +237,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetchFailed logs a failed pull and drops the consumer when it is gone,
-// so the loop creates it again.
-func (w *Worker) fetchFailed(err error, cons *jetstream.Consumer) {
-	w.metrics.fetchError()
-	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		w.bound.Store(false)
-		*cons = nil
-		w.log.Warn().Err(err).Msg("job consumer gone; creating it again")
-		return
+// bind gets the consumer and opens its message iterator.
+func (w *Worker) bind(ctx context.Context) (jetstream.MessagesContext, error) {
+	cons, err := w.deps.Consumer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	w.log.Debug().Err(err).Msg("pull request failed; retrying")
+	return cons.Messages(
+		jetstream.PullMaxMessages(w.cfg.Prefetch),
+		// Heartbeats keep pull requests healthy across reconnects; a
+		// missing one is not a reason to stop.
+		jetstream.WithMessagesErrOnMissingHeartbeat(false),
+	)
+}
+
+// consumerGone reports errors after which the iterator cannot deliver any
+// more.
+func consumerGone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // handle runs one delivery from parse to acknowledgement. It never panics
@@ -462,9 +480,11 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 	if made != nil && d.action != actComplete {
 		st.History = dlq.AppendHistory(st.History, *made)
 	}
+	// One line per job is too many at thousands of jobs a second: a
+	// completed job logs at debug, a retry at info, a dead letter at warn.
 	var ev *zerolog.Event
 	switch d.action {
-	case actComplete:
+	case actRetry:
 		ev = w.log.Info()
 	case actDeadLetter:
 		ev = w.log.Warn()
@@ -559,7 +579,7 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 		_ = msg.Nak()
 		w.metrics.job("released")
 	}
-	ev.Msg("job " + d.action.String())
+	ev.Msg(d.action.logMessage())
 }
 
 // publishResult stores a result, retrying briefly: the function already
@@ -584,27 +604,33 @@ func (w *Worker) publishResult(ctx context.Context, res *nats.Msg, jobID string)
 
 // resultMsg builds the contract's result message.
 func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int) *nats.Msg {
+	// One backing array for every header value: a result is built per job.
+	vals := make([]string, 0, 12)
 	h := make(nats.Header, 12)
-	h.Set(job.HeaderMsgID, j.ID)
-	h.Set(job.HeaderJobID, j.ID)
-	h.Set(job.HeaderFunctionID, j.FunctionID)
-	h.Set(job.HeaderStatus, strconv.Itoa(r.Status))
-	h.Set(job.HeaderAttempts, strconv.Itoa(attempt))
-	h.Set(job.HeaderDurationMs, strconv.FormatInt(r.Duration.Milliseconds(), 10))
-	h.Set(job.HeaderCompletedAt, w.cfg.Now().UTC().Format(job.TimeFormatMillis))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(job.HeaderMsgID, j.ID)
+	set(job.HeaderJobID, j.ID)
+	set(job.HeaderFunctionID, j.FunctionID)
+	set(job.HeaderStatus, strconv.Itoa(r.Status))
+	set(job.HeaderAttempts, strconv.Itoa(attempt))
+	set(job.HeaderDurationMs, strconv.FormatInt(r.Duration.Milliseconds(), 10))
+	set(job.HeaderCompletedAt, w.cfg.Now().UTC().Format(job.TimeFormatMillis))
 	if r.OpcRequestID != "" {
-		h.Set(job.HeaderOpcRequestID, r.OpcRequestID)
+		set(job.HeaderOpcRequestID, r.OpcRequestID)
 	}
 	if r.FnCallID != "" {
-		h.Set(job.HeaderFnCallID, r.FnCallID)
+		set(job.HeaderFnCallID, r.FnCallID)
 	}
 	if r.ContentType != "" {
-		h.Set(job.HeaderContentType, r.ContentType)
+		set(job.HeaderContentType, r.ContentType)
 	}
 	if j.Traceparent != "" {
-		h.Set(job.HeaderTraceparent, j.Traceparent)
+		set(job.HeaderTraceparent, j.Traceparent)
 		if j.Tracestate != "" {
-			h.Set(job.HeaderTracestate, j.Tracestate)
+			set(job.HeaderTracestate, j.Tracestate)
 		}
 	}
 	return &nats.Msg{Subject: w.cfg.ResultsPrefix + "." + j.ID, Header: h, Data: r.Body}

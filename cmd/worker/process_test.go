@@ -96,7 +96,6 @@ func (f *fleet) start(id string, extra ...string) *proc {
 		"--set", "invoke.oci.config_file=" + f.creds.ConfigFile,
 		"--set", "invoke.endpoints=" + procFn + "=" + f.emu.URL(),
 		"--set", "http.listen=" + p.admin,
-		"--set", "consumer.fetch_wait=200ms",
 	}
 	for _, e := range extra {
 		args = append(args, "--set", e)
@@ -261,7 +260,7 @@ func TestKilledWorkerProcessLosesNoJobAndNoJobExceedsMaxAttempts(t *testing.T) {
 	const n, maxAttempts = 2000, 3
 	ids := f.publishJobs(n, "k")
 	settings := []string{"worker.concurrency=32", fmt.Sprintf("retry.max_attempts=%d", maxAttempts),
-		"retry.initial_interval=10ms", "retry.max_interval=50ms", "consumer.ack_wait=2s", "worker.progress_interval=500ms"}
+		"retry.initial_interval=10ms", "retry.max_interval=50ms", "consumer.ack_wait=2s", "invoke.timeout.read=1s", "worker.progress_interval=500ms"}
 	p := f.start("victim", settings...)
 	testenv.Eventually(t, "a third of the jobs settled", func() bool {
 		return f.count(f.nats.Topology.ResultsStream)+f.count(f.nats.Topology.DLQStream) > n/3
@@ -355,7 +354,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t, emulator.Behavior{FailFirst: 1, Hang: true})
 	f.publishJobs(1, "h")
-	p := f.start("stuck", "worker.drain_timeout=1m", "consumer.ack_wait=1s", "worker.progress_interval=200ms")
+	p := f.start("stuck", "worker.drain_timeout=1m", "consumer.ack_wait=6s", "invoke.timeout.read=5s", "worker.progress_interval=200ms")
 	testenv.Eventually(t, "the invocation to hang", func() bool { return f.emu.Stats().InFlight == 1 })
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	testenv.Eventually(t, "the worker to start draining", func() bool { return strings.Contains(p.logs(), "worker stopping") })
@@ -367,7 +366,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("took %s to exit after the second signal", d)
 	}
-	f.start("next", "consumer.ack_wait=1s", "worker.progress_interval=200ms")
+	f.start("next", "consumer.ack_wait=6s", "invoke.timeout.read=5s", "worker.progress_interval=200ms")
 	testenv.Eventually(t, "the job to complete on the next worker", func() bool { return f.count(f.nats.Topology.ResultsStream) == 1 })
 }
 

@@ -37,7 +37,6 @@ routes:
 			"--set", "invoke.oci.config_file=" + creds.ConfigFile,
 			"--set", "invoke.endpoints=" + fnOne + "=" + emu.URL() + "," + fnTwo + "=" + emu.URL(),
 			"--set", "http.listen=",
-			"--set", "consumer.fetch_wait=200ms",
 		}, &out, &errOut)
 	}()
 	stopped := false

@@ -262,7 +262,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		MaxJobAge:        c.Worker.MaxJobAge,
 		DrainTimeout:     c.Worker.DrainTimeout,
 		ProgressInterval: c.Worker.ProgressInterval,
-		FetchWait:        c.Consumer.FetchWait,
+		Prefetch:         c.Worker.Prefetch,
 		Breaker: worker.BreakerConfig{
 			Mode: c.Breaker.Mode, FailureRatio: c.Breaker.FailureRatio, MinRequests: c.Breaker.MinRequests,
 			Interval: c.Breaker.Interval, OpenTimeout: c.Breaker.OpenTimeout, HalfOpenRequests: c.Breaker.HalfOpenRequests,

@@ -153,7 +153,6 @@ func RunStack(cfg StackConfig) (st *Stack, err error) {
 		ResultsStream: st.Topology.ResultsStream,
 		ResultsPrefix: st.Topology.ResultsPrefix,
 		MaxMessage:    maxMsg,
-		FetchWait:     200 * time.Millisecond,
 		Retry:         worker.RetryConfig{MaxAttempts: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Multiplier: 2, MaxElapsed: time.Minute, Randomization: 0.5},
 		Logger:        cfg.Logger,
 	}, worker.Deps{
