@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -169,6 +170,7 @@ type Client struct {
 	cfg       Config
 	http      *http.Client
 	userAgent []string
+	urls      sync.Map // urlKey -> string
 }
 
 // Header values shared by every request; never modified.
@@ -221,6 +223,20 @@ var signedHeaders = []string{"date", "(request-target)", "host", "content-length
 // SignedHeaders returns the header list Invoke signs, in order.
 func SignedHeaders() []string { return append([]string(nil), signedHeaders...) }
 
+// invokeURL is URL, remembered: the same few functions are invoked over and
+// over.
+func (c *Client) invokeURL(endpoint, functionID string) string {
+	key := urlKey{endpoint, functionID}
+	if u, ok := c.urls.Load(key); ok {
+		return u.(string)
+	}
+	u := c.URL(endpoint, functionID)
+	c.urls.Store(key, u)
+	return u
+}
+
+type urlKey struct{ endpoint, functionID string }
+
 // URL returns the invoke URL of functionID on endpoint.
 func (c *Client) URL(endpoint, functionID string) string {
 	return strings.TrimRight(endpoint, "/") + "/" + c.cfg.APIVersion + "/functions/" + url.PathEscape(functionID) + "/actions/invoke"
@@ -254,7 +270,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	attemptCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, c.URL(endpoint, r.FunctionID), bytes.NewReader(r.Body))
+	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, c.invokeURL(endpoint, r.FunctionID), bytes.NewReader(r.Body))
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrNoEndpoint, err))
 	}
@@ -326,11 +342,20 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	return &Response{
 		Status:       resp.StatusCode,
 		Body:         body,
-		ContentType:  resp.Header.Get("Content-Type"),
-		OpcRequestID: resp.Header.Get("opc-request-id"),
-		FnCallID:     resp.Header.Get("Fn-Call-Id"),
+		ContentType:  first(resp.Header["Content-Type"]),
+		OpcRequestID: first(resp.Header["Opc-Request-Id"]),
+		FnCallID:     first(resp.Header["Fn-Call-Id"]),
 		Duration:     elapsed,
 	}, nil
+}
+
+// first is Header.Get for a key already in canonical form (the transport
+// canonicalises response headers), without canonicalising it again.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // transportFailure classifies a request that got no complete answer.

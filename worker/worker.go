@@ -127,10 +127,12 @@ func (w *Worker) BreakerStates() map[string]string { return w.breakers.states() 
 // gives back the rest, and returns nil. Acknowledgements it sent are
 // flushed by the caller's connection drain.
 //
-// It takes a job only when it has a free slot. The client library keeps
-// Prefetch more jobs on their way, so a slot never waits for a round trip;
-// those few are the only jobs whose ack deadline runs while they wait (see
-// Config.Prefetch).
+// Concurrency goroutines each take the next job only when they are free;
+// the client library keeps Prefetch more on their way, so a free goroutine
+// never waits for a round trip. Those few are the only jobs whose ack
+// deadline runs while they wait (see Config.Prefetch). The goroutines live
+// as long as Run: a goroutine per job would grow a fresh stack for every
+// HTTP call.
 func (w *Worker) Run(ctx context.Context) error {
 	// Invocations outlive ctx: a stop request must not cut them off before
 	// DrainTimeout. workCtx is cancelled only when draining gives up.
@@ -141,89 +143,54 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.running.Store(false)
 	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("prefetch", w.cfg.Prefetch).Msg("worker started")
 
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	start := func(msg jetstream.Msg) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			w.handle(workCtx, msg, false)
-		}()
-	}
-	var iter jetstream.MessagesContext
+	src := &source{w: w}
 	nextCtx := jetstream.NextContext(ctx) // one option value for every Next
-	failures := 0
-	pause := func() {
-		failures++
-		d := min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)
-		select {
-		case <-ctx.Done():
-		case <-time.After(d):
-		}
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				iter := src.current(ctx)
+				if iter == nil {
+					return // stopping
+				}
+				msg, err := iter.Next(nextCtx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					if !src.failed(iter, err) {
+						// Transient: let the client recover rather than
+						// spin on it from every goroutine.
+						select {
+						case <-ctx.Done():
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
+					continue
+				}
+				w.handle(workCtx, msg, false)
+			}
+		})
 	}
-	for ctx.Err() == nil {
-		if iter == nil {
-			var err error
-			if iter, err = w.bind(ctx); err != nil {
-				w.bound.Store(false)
-				w.metrics.fetchError()
-				w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
-				pause()
-				continue
-			}
-			w.bound.Store(true)
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		msg, err := iter.Next(nextCtx)
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				break
-			}
-			w.metrics.fetchError()
-			if consumerGone(err) {
-				// Deleted under us, or the iterator stopped for good:
-				// bind again (creating the consumer if need be).
-				w.log.Warn().Err(err).Msg("job consumer lost; binding again")
-				iter.Stop()
-				iter = nil
-				w.bound.Store(false)
-				pause()
-				continue
-			}
-			w.log.Debug().Err(err).Msg("pull failed; the client retries")
-			continue
-		}
-		failures = 0
-		start(msg)
-	}
+	<-ctx.Done()
 
 	w.draining.Store(true)
-	if iter != nil {
-		// Jobs already on their way are handed straight back.
+	var handBack sync.WaitGroup
+	if iter := src.stop(); iter != nil {
+		// Jobs already on their way are handed straight back; that takes
+		// no slot, so they do not wait behind invocations still running.
 		iter.Drain()
 		for {
 			msg, err := iter.Next(jetstream.NextMaxWait(time.Second))
 			if err != nil {
 				break
 			}
-			// Giving a job back takes no slot: it must not wait behind
-			// the invocations still running.
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.handle(workCtx, msg, true)
-			}()
+			handBack.Go(func() { w.handle(workCtx, msg, true) })
 		}
 	}
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
 	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
+	go func() { wg.Wait(); handBack.Wait(); close(allDone) }()
 	timer := time.NewTimer(w.cfg.DrainTimeout)
 	defer timer.Stop()
 	select {
@@ -235,6 +202,72 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info().Msg("worker stopped")
 	return nil
+}
+
+// source is the message iterator the worker's goroutines share, bound
+// again (and the consumer created again) when it is lost.
+type source struct {
+	w *Worker
+
+	mu       sync.Mutex
+	iter     jetstream.MessagesContext
+	stopped  bool
+	failures int
+}
+
+// current returns the iterator, binding one if there is none; nil once
+// ctx is done. Only one goroutine binds; the others wait for it.
+func (s *source) current(ctx context.Context) jetstream.MessagesContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.iter == nil && !s.stopped && ctx.Err() == nil {
+		iter, err := s.w.bind(ctx)
+		if err == nil {
+			s.iter, s.failures = iter, 0
+			s.w.bound.Store(true)
+			break
+		}
+		s.w.bound.Store(false)
+		s.w.metrics.fetchError()
+		s.w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
+		s.failures++
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(s.failures)*100*time.Millisecond, 2*time.Second)):
+		}
+	}
+	if s.stopped || ctx.Err() != nil {
+		return nil
+	}
+	return s.iter
+}
+
+// failed handles an error from Next on iter; it reports whether the
+// iterator was dropped to be bound again.
+func (s *source) failed(iter jetstream.MessagesContext, err error) bool {
+	s.w.metrics.fetchError()
+	if !consumerGone(err) {
+		s.w.log.Debug().Err(err).Msg("pull failed; the client retries")
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.iter == iter {
+		// Deleted under us, or stopped for good: bind again.
+		s.w.log.Warn().Err(err).Msg("job consumer lost; binding again")
+		iter.Stop()
+		s.iter = nil
+		s.w.bound.Store(false)
+	}
+	return true
+}
+
+// stop ends binding and returns the iterator in use, if any.
+func (s *source) stop() jetstream.MessagesContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	return s.iter
 }
 
 // bind gets the consumer and opens its message iterator.
