@@ -231,8 +231,8 @@ func (r *route) fetchFailed(err error) {
 }
 
 // handle fans one event out and settles it: acknowledged once every job is
-// stored, given back with a growing delay when some are not, terminated
-// when it cannot make valid jobs (which logs why).
+// stored (jobs refused as invalid are stored too, for the worker to
+// dead-letter), given back with a growing delay when some are not.
 func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -244,6 +244,9 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	res, err := r.f.cfg.Publisher.EnqueueBatch(ctx, jobs)
+	if err != nil && anyInvalid(res) {
+		err = r.enqueueInvalid(ctx, jobs, res, meta)
+	}
 	if err == nil {
 		if err := msg.Ack(); err != nil {
 			r.log.Debug().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("event ack failed; its redelivery is deduplicated")
@@ -251,13 +254,6 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	ev := r.log.With().Str("subject", msg.Subject()).Uint64("seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
-	for _, jr := range res {
-		if errors.Is(jr.Err, client.ErrInvalidJob) {
-			ev.Error().Err(jr.Err).Str("job_id", jr.ID).Msg("event cannot make a valid job (check the route's header mapping); event terminated")
-			_ = msg.TermWithReason("invalid job")
-			return
-		}
-	}
 	delay := min(retryDelayFirst<<min(meta.NumDelivered-1, 10), retryDelayMax)
 	ev.Warn().Err(err).Dur("retry_in", delay).Msg("jobs of event not all stored; event given back")
 	_ = msg.NakWithDelay(delay)
@@ -292,6 +288,39 @@ func (r *route) jobs(msg jetstream.Msg, meta *jetstream.MsgMetadata) []client.Jo
 		}
 	}
 	return jobs
+}
+
+// enqueueInvalid publishes, as they are, the jobs of a batch that were
+// refused as invalid (a header mapping that makes a bad Invoke-Timeout,
+// say): the worker dead-letters each as invalid with its headers and the
+// reason, where operators look, instead of the event being dropped with a
+// log line. It returns nil when every job of the batch is now stored.
+func (r *route) enqueueInvalid(ctx context.Context, jobs []client.Job, res []client.BatchResult, meta *jetstream.MsgMetadata) error {
+	var errs []error
+	for _, jr := range res {
+		switch {
+		case jr.Err == nil:
+		case errors.Is(jr.Err, client.ErrInvalidJob):
+			r.log.Warn().Err(jr.Err).Str("job_id", jr.ID).Uint64("seq", meta.Sequence.Stream).
+				Msg("event makes an invalid job (check the route's header mapping); enqueued for the worker to dead-letter")
+			raw := jobs[jr.Index].RawMessage()
+			if _, err := r.f.cfg.JS.PublishMsg(ctx, raw, jetstream.WithMsgID(jr.ID)); err != nil {
+				errs = append(errs, fmt.Errorf("job %s: %w", jr.ID, err))
+			}
+		default:
+			errs = append(errs, jr.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func anyInvalid(res []client.BatchResult) bool {
+	for _, jr := range res {
+		if errors.Is(jr.Err, client.ErrInvalidJob) {
+			return true
+		}
+	}
+	return false
 }
 
 // JobID is the id of the job route publishes for the n-th function of

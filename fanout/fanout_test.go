@@ -484,3 +484,44 @@ func TestJobIDsAreSafeAndDistinct(t *testing.T) {
 		t.Errorf("JobID = %q", got)
 	}
 }
+
+// TestEventMakingInvalidJobsIsDeadLetteredNotDropped: a header mapping that
+// makes a job invalid (here a bad Invoke-Timeout) does not drop the event
+// with a log line: every job is enqueued, the worker dead-letters each as
+// invalid with the reason, and the event is acknowledged.
+func TestEventMakingInvalidJobsIsDeadLetteredNotDropped(t *testing.T) {
+	t.Parallel()
+	st := testenv.StartStack(t, testenv.StackConfig{})
+	start(t, st, fanout.Config{Routes: []fanout.Route{{
+		Name: "broken", Stream: "BROKEN", StreamSubjects: []string{"broken.>"}, Functions: []string{fnEcho, fnMissing},
+		JobSubject: "invoke.jobs.broken",
+		Headers:    fanout.Headers{Set: map[string]string{job.HeaderTimeout: "soon"}},
+	}}}, nil, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	ack, err := st.JS.Publish(ctx, "broken.one", []byte(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(ctx, st.Conn, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 2 {
+		id := fanout.JobID("broken", "BROKEN", ack.Sequence, n)
+		o, err := c.Await(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !o.DeadLettered || o.Reason != "invalid" || !strings.Contains(o.Error, job.HeaderTimeout) {
+			t.Fatalf("job %s: outcome %+v, want dead-lettered as invalid naming %s", id, o, job.HeaderTimeout)
+		}
+		if string(o.Body) != `{"n":1}` {
+			t.Fatalf("job %s: record body %q", id, o.Body)
+		}
+	}
+	testenv.Eventually(t, "the event to be acknowledged", func() bool {
+		info := consumerInfo(t, st.JS, "BROKEN", "invoke-route-broken")
+		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == ack.Sequence
+	})
+}

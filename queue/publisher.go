@@ -71,12 +71,29 @@ func (j *Job) Message() (*nats.Msg, error) {
 	if err := job.ValidateFunctionID(j.FunctionID); err != nil {
 		return nil, fmt.Errorf("%w: function: %w", ErrInvalidJob, err)
 	}
+	msg := j.RawMessage()
+	if err := job.ValidatePublishSubject(msg.Subject); err != nil {
+		return nil, fmt.Errorf("%w: subject %q: %w", ErrInvalidJob, msg.Subject, err)
+	}
+	// Validate the way the worker will, so nothing the worker rejects is
+	// accepted here.
+	if _, err := job.Parse(job.Message{Subject: msg.Subject, Header: msg.Header, Data: j.Body}, job.Limits{}); err != nil {
+		return nil, err // already wraps job.ErrInvalid
+	}
+	return msg, nil
+}
+
+// RawMessage builds j's NATS message without validating it (filling j.ID
+// when unset). It is for code that must still enqueue a job it knows to be
+// invalid, so that the worker dead-letters it with its reason instead of
+// the job vanishing (fan-out routes); publishers use Message.
+func (j *Job) RawMessage() *nats.Msg {
+	if j.ID == "" {
+		j.ID = NewJobID()
+	}
 	subject := j.Subject
 	if subject == "" {
 		subject = DefaultJobSubject
-	}
-	if err := job.ValidatePublishSubject(subject); err != nil {
-		return nil, fmt.Errorf("%w: subject %q: %w", ErrInvalidJob, subject, err)
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = j.Body
@@ -102,12 +119,7 @@ func (j *Job) Message() (*nats.Msg, error) {
 	if !j.Deadline.IsZero() {
 		h.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
 	}
-	// Validate the way the worker will, so nothing the worker rejects is
-	// accepted here.
-	if _, err := job.Parse(job.Message{Subject: subject, Header: h, Data: j.Body}, job.Limits{}); err != nil {
-		return nil, err // already wraps job.ErrInvalid
-	}
-	return msg, nil
+	return msg
 }
 
 // Enqueue publishes j and returns its id once JetStream stored it (or
