@@ -31,6 +31,9 @@ type Job struct {
 	OpcRequestID string
 	Traceparent  string
 	Tracestate   string
+	// BodyObject is Invoke-Body-Object: where the body is stored when it
+	// was too large for a message ("" when the body is in the message).
+	BodyObject string
 
 	Body    []byte
 	Header  nats.Header // the original headers, untouched
@@ -142,6 +145,7 @@ func Parse(msg Message, limits Limits) (Job, error) {
 	j.OpcRequestID = h[hOpcRequestID]
 	j.Traceparent = h[hTraceparent]
 	j.Tracestate = h[hTracestate]
+	j.BodyObject = h[hBodyObject]
 	return j, nil
 }
 
@@ -163,6 +167,7 @@ const (
 	hOpcRequestID
 	hTraceparent
 	hTracestate
+	hBodyObject
 	numHeaders
 )
 
@@ -170,7 +175,7 @@ var parsedHeaders = [numHeaders]string{
 	hFunctionID: HeaderFunctionID, hMsgID: HeaderMsgID, hJobID: HeaderJobID, hFnIntent: HeaderFnIntent,
 	hFnInvokeType: HeaderFnInvokeType, hContentType: HeaderContentType, hTimeout: HeaderTimeout,
 	hDeadline: HeaderDeadline, hReplyTo: HeaderReplyTo, hOpcRequestID: HeaderOpcRequestID,
-	hTraceparent: HeaderTraceparent, hTracestate: HeaderTracestate,
+	hTraceparent: HeaderTraceparent, hTracestate: HeaderTracestate, hBodyObject: HeaderBodyObject,
 }
 
 // scanHeaders reads every header Parse needs in one pass over the message's

@@ -28,7 +28,7 @@ type BodyStore interface {
 // stored body its Invoke-Body-Object names. Ordinary jobs cost nothing
 // here; only a job with a reference makes a round trip.
 func (w *Worker) bodyOf(ctx context.Context, j job.Job) ([]byte, error) {
-	ref := job.Lookup(j.Header, job.HeaderBodyObject)
+	ref := j.BodyObject
 	switch {
 	case ref == "":
 		return j.Body, nil
@@ -65,7 +65,7 @@ func (w *Worker) checkResult(ctx context.Context, res *nats.Msg, jobID string) e
 // dropBody deletes a completed job's stored body: nothing refers to it any
 // more. Best effort: the bucket's max age removes what is left.
 func (w *Worker) dropBody(ctx context.Context, j job.Job) {
-	ref := job.Lookup(j.Header, job.HeaderBodyObject)
+	ref := j.BodyObject
 	if ref == "" || w.deps.Bodies == nil {
 		return
 	}
