@@ -42,17 +42,7 @@ func newClient(t *testing.T, nc *nats.Conn, cfg client.Config) *client.Client {
 
 func streamCount(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testenv.StreamCount(t, js, name)
 }
 
 // TestBatchOfTenThousandIsAcknowledgedWithBoundedPending enqueues 10,000

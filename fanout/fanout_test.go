@@ -122,17 +122,7 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, stream, durable string) 
 
 func streamCount(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testenv.StreamCount(t, js, name)
 }
 
 func publishEvents(t *testing.T, js jetstream.JetStream, n int, subject string) {

@@ -287,7 +287,13 @@ func TestDrainTimeoutInterruptsAndGivesJobsBack(t *testing.T) {
 // starts it again on the same store while jobs flow.
 func TestNATSRestartMidRunLosesNothing(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, worker.Config{Concurrency: 8}, map[string]emulator.Behavior{fnEcho: {Latency: 5 * time.Millisecond}})
+	// Acknowledgements in flight when the server stops are lost; those jobs
+	// come back after AckWait, shortened here from the 90s default.
+	h := &harness{t: t}
+	h.nats = testenv.StartNATS(t, queue.Topology{AckWait: 2 * time.Second})
+	h.creds = testenv.Credentials(t)
+	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{fnEcho: {Latency: 5 * time.Millisecond}})
+	h.startWorker(worker.Config{Concurrency: 8, ProgressInterval: 500 * time.Millisecond}, testenv.Signer(t, h.creds))
 	const n = 400
 	for i := range n {
 		h.publish("invoke.jobs.n", jobHeader(fnEcho, fmt.Sprintf("n-%d", i)), []byte(fmt.Sprint(i)))

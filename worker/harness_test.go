@@ -196,17 +196,7 @@ func (h *harness) streamMsgs(stream string) []*jetstream.RawStreamMsg {
 
 func (h *harness) streamCount(stream string) uint64 {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	s, err := h.nats.JS.Stream(ctx, stream)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testenv.StreamCount(h.t, h.nats.JS, stream)
 }
 
 // waitCounts waits until the results and DLQ streams hold the given numbers

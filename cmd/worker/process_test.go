@@ -198,17 +198,8 @@ func (f *fleet) publishJobs(n int, prefix string) []string {
 }
 
 func (f *fleet) count(stream string) uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	s, err := f.nats.JS.Stream(ctx, stream)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return info.State.Msgs
+	f.t.Helper()
+	return testenv.StreamCount(f.t, f.nats.JS, stream)
 }
 
 // outcomes maps job id to the subjects of its results and records.
