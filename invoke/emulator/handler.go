@@ -205,7 +205,12 @@ func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, bod
 	w.Header().Set(HeaderCallID, newID())
 
 	status, how := 0, outcomeAbandoned
-	defer func() {
+	accounted := false
+	account := func() {
+		if accounted {
+			return
+		}
+		accounted = true
 		if rec != nil {
 			rec.End, rec.Status = e.now(), status
 		}
@@ -218,7 +223,8 @@ func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, bod
 				Dur("duration", time.Since(began)).
 				Msg("emulator: invoke")
 		}
-	}()
+	}
+	defer account()
 
 	ctx := r.Context()
 	if b.Latency > 0 {
@@ -232,7 +238,10 @@ func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, bod
 	// otherwise to every call.
 	if (b.Hang || b.Drop) && (fail || !b.injectsFailures()) {
 		if b.Drop {
+			// Counted before the connection closes: a client that saw the
+			// drop must find it in Stats.
 			how = outcomeDropped
+			account()
 			dropConn(w)
 			return
 		}
