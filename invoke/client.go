@@ -163,14 +163,32 @@ type Response struct {
 	OpcRequestID string
 	FnCallID     string
 	Duration     time.Duration
+
+	pool *bodyPool // where Body goes back to, nil if it was not pooled
+	buf  *[]byte
+}
+
+// Release hands Body back for reuse by later invocations; Body must not be
+// used after it. Calling it is optional (an unreleased body is simply
+// garbage collected) and calling it twice is harmless.
+func (r *Response) Release() {
+	if r == nil || r.buf == nil {
+		return
+	}
+	r.pool.put(r.buf)
+	r.buf, r.Body = nil, nil
 }
 
 // Client invokes functions. It is safe for concurrent use.
 type Client struct {
-	cfg       Config
-	http      *http.Client
+	cfg Config
+	// rt sends requests. Not an http.Client: invoke requests never follow
+	// redirects or carry cookies, and the client would copy every
+	// request's headers (for redirects) and add a timer of its own.
+	rt        http.RoundTripper
 	userAgent []string
 	urls      sync.Map // urlKey -> string
+	bodies    bodyPool // response bodies, see Response.Release
 }
 
 // Header values shared by every request; never modified.
@@ -189,10 +207,9 @@ func New(cfg Config) (*Client, error) {
 	if tr == nil {
 		tr = NewTransport(cfg.ConnectTimeout, cfg.MaxConns)
 	}
-	// No http.Client.Timeout: the SDK's 60 s total timeout cuts off
-	// functions that may run 300 s. Each attempt gets its own context
-	// deadline instead.
-	return &Client{cfg: cfg, http: &http.Client{Transport: tr}, userAgent: []string{cfg.UserAgent}}, nil
+	// No total timeout like the SDK's 60 s, which cuts off functions that
+	// may run 300 s: each attempt gets its own context deadline instead.
+	return &Client{cfg: cfg, rt: tr, userAgent: []string{cfg.UserAgent}}, nil
 }
 
 // NewTransport returns a transport sized for maxConns invocations in flight
@@ -213,7 +230,11 @@ func NewTransport(connectTimeout time.Duration, maxConns int) *http.Transport {
 }
 
 // CloseIdleConnections releases pooled connections.
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
 
 // signedHeaders are the headers OCI requires signed on a POST. The body hash
 // is computed here rather than by the SDK signer, which would copy the whole
@@ -315,12 +336,12 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	}
 
 	start := time.Now()
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
 	}
 	defer resp.Body.Close()
-	body, err := readLimited(resp.Body, resp.ContentLength, c.cfg.ResponseLimit)
+	body, buf, err := c.readBody(resp.Body, resp.ContentLength)
 	elapsed := time.Since(start)
 	if err != nil {
 		if errors.Is(err, ErrResponseTooLarge) {
@@ -337,9 +358,12 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 			Duration:     elapsed,
 		}
 		e.Code, e.Message = parseErrorBody(body)
+		c.bodies.put(buf)
 		return nil, e
 	}
 	return &Response{
+		pool:         &c.bodies,
+		buf:          buf,
 		Status:       resp.StatusCode,
 		Body:         body,
 		ContentType:  first(resp.Header["Content-Type"]),
@@ -386,17 +410,26 @@ func describeNetErr(err error) string {
 	return err.Error()
 }
 
-// readLimited reads the answer, in one allocation when its length is known.
+// readBody reads the answer: into a pooled buffer when its length is
+// known (buf is then the handle to give back), whole otherwise.
+func (c *Client) readBody(r io.Reader, length int64) (body []byte, buf *[]byte, err error) {
+	if length < 0 || length > c.cfg.ResponseLimit {
+		body, err = readLimited(r, length, c.cfg.ResponseLimit)
+		return body, nil, err
+	}
+	body, buf = c.bodies.get(int(length))
+	if _, err := io.ReadFull(r, body); err != nil {
+		c.bodies.put(buf)
+		return nil, nil, err
+	}
+	return body, buf, nil
+}
+
+// readLimited reads an answer of unknown length, up to limit, or refuses
+// one announced over it.
 func readLimited(r io.Reader, length, limit int64) ([]byte, error) {
 	if length > limit {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, length, limit)
-	}
-	if length >= 0 {
-		b := make([]byte, length)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
-		}
-		return b, nil
 	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))

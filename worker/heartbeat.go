@@ -1,43 +1,67 @@
 package worker
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// heartbeat extends a running job's ack deadline every interval, so a slow
-// function never makes JetStream redeliver a job that is still running.
+// heartbeat extends one running job's ack deadline, so a slow function
+// never makes JetStream redeliver a job that is still running. Each of the
+// worker's goroutines owns one and reuses it job after job; a single
+// sweeper (sweepHeartbeats) sends the extensions for all of them, instead
+// of a timer per job.
 type heartbeat struct {
-	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool
+	mu  sync.Mutex
+	msg jetstream.Msg // nil while idle
+	due time.Time     // when the next extension is owed
 }
 
-func startHeartbeat(msg jetstream.Msg, every time.Duration) *heartbeat {
-	hb := &heartbeat{}
-	var tick func()
-	tick = func() {
-		hb.mu.Lock()
-		defer hb.mu.Unlock()
-		if hb.stopped {
-			return
-		}
-		_ = msg.InProgress()
-		hb.timer = time.AfterFunc(every, tick)
-	}
+// start begins extending msg's deadline every interval from now.
+func (hb *heartbeat) start(msg jetstream.Msg, now time.Time, every time.Duration) {
 	hb.mu.Lock()
-	hb.timer = time.AfterFunc(every, tick)
+	hb.msg, hb.due = msg, now.Add(every)
 	hb.mu.Unlock()
-	return hb
 }
 
 // stop ends the heartbeat; after it returns no InProgress is sent, so an
-// ack that follows cannot race one.
+// ack that follows cannot race one. Stopping twice is harmless.
 func (hb *heartbeat) stop() {
 	hb.mu.Lock()
+	hb.msg = nil
+	hb.mu.Unlock()
+}
+
+// beat sends the extension if one is owed at now.
+func (hb *heartbeat) beat(now time.Time, every time.Duration) {
+	hb.mu.Lock()
 	defer hb.mu.Unlock()
-	hb.stopped = true
-	hb.timer.Stop()
+	if hb.msg == nil || now.Before(hb.due) {
+		return
+	}
+	_ = hb.msg.InProgress()
+	hb.due = now.Add(every)
+}
+
+// heartbeatSweepsPerInterval is how many times per interval the sweeper
+// looks: an extension is at most interval/4 late, well inside the ack
+// wait, which config validation keeps above twice the interval.
+const heartbeatSweepsPerInterval = 4
+
+// sweepHeartbeats sends the owed extensions of hbs until ctx is done.
+func sweepHeartbeats(ctx context.Context, hbs []*heartbeat, every time.Duration) {
+	t := time.NewTicker(every / heartbeatSweepsPerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, hb := range hbs {
+				hb.beat(now, every)
+			}
+		}
+	}
 }

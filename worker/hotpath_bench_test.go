@@ -54,9 +54,10 @@ func benchResponse() *invoke.Response {
 func BenchmarkResultMsg(b *testing.B) {
 	w := &Worker{cfg: Config{ID: "bench"}.withDefaults()}
 	j, r := benchJob(), benchResponse()
+	s := newSlot()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = w.resultMsg(j, r, 1)
+		_ = w.resultMsg(j, r, 1, s)
 	}
 }
 
@@ -96,6 +97,7 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	j := benchJob()
 	ctx := context.Background()
+	s := newSlot()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -117,7 +119,7 @@ func BenchmarkHandle(b *testing.B) {
 				Timestamp:    time.Now(),
 			},
 		}
-		w.handle(ctx, msg, false)
+		w.handle(ctx, msg, false, s)
 		if !msg.acked {
 			b.Fatal("job not acknowledged")
 		}

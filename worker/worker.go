@@ -145,8 +145,19 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	src := &source{w: w}
 	nextCtx := jetstream.NextContext(ctx) // one option value for every Next
+	slots := make([]*slot, w.cfg.Concurrency)
+	hbs := make([]*heartbeat, len(slots))
+	for i := range slots {
+		slots[i] = newSlot()
+		hbs[i] = &slots[i].hb
+	}
+	// Extensions go on while draining: in-flight jobs still run then.
+	sweepCtx, stopSweeping := context.WithCancel(context.WithoutCancel(ctx))
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() { sweepHeartbeats(sweepCtx, hbs, w.cfg.ProgressInterval) })
+	defer func() { stopSweeping(); sweeper.Wait() }()
 	var wg sync.WaitGroup
-	for range w.cfg.Concurrency {
+	for _, s := range slots {
 		wg.Go(func() {
 			for {
 				iter := src.current(ctx)
@@ -168,7 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					}
 					continue
 				}
-				w.handle(workCtx, msg, false)
+				w.handle(workCtx, msg, false, s)
 			}
 		})
 	}
@@ -185,7 +196,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			if err != nil {
 				break
 			}
-			handBack.Go(func() { w.handle(workCtx, msg, true) })
+			// Handed back without an invocation: no heartbeat needed, so
+			// a slot of its own that the sweeper does not visit.
+			handBack.Go(func() { w.handle(workCtx, msg, true, newSlot()) })
 		}
 	}
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
@@ -291,16 +304,33 @@ func consumerGone(err error) bool {
 		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
-// handle runs one delivery from parse to acknowledgement. It never panics
-// out: a panic becomes a delayed redelivery and an error log.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
+// slot is what one of the worker's goroutines reuses from job to job, so
+// that the hot path allocates less.
+type slot struct {
+	hb heartbeat
+	// resultHeader and resultValues hold the result message's header,
+	// cleared and refilled for each job: nats.go encodes a message before
+	// its publish returns, so nothing refers to them afterwards.
+	resultHeader nats.Header
+	resultValues []string
+}
+
+func newSlot() *slot {
+	return &slot{resultHeader: make(nats.Header, resultHeaders), resultValues: make([]string, 0, resultHeaders)}
+}
+
+// handle runs one delivery from parse to acknowledgement, using s for its
+// heartbeat and scratch space. It never panics out: a panic becomes a
+// delayed redelivery and an error log.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool, s *slot) {
 	w.inFlight.Add(1)
 	w.metrics.inFlightAdd(1)
 	defer func() {
 		w.inFlight.Add(-1)
 		w.metrics.inFlightAdd(-1)
 	}()
-	hb := startHeartbeat(msg, w.cfg.ProgressInterval)
+	hb := &s.hb
+	hb.start(msg, time.Now(), w.cfg.ProgressInterval)
 	defer hb.stop()
 	defer func() {
 		if p := recover(); p != nil {
@@ -348,7 +378,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool) {
 	o.decidedAt = w.cfg.Now()
 	d := w.decide(o)
 	hb.stop()
-	w.apply(msg, o, d, &st, made)
+	w.apply(msg, o, d, &st, made, s)
+	// The result is stored (or the job given back): nothing refers to the
+	// answer's body any more.
+	o.resp.Release()
 }
 
 // completedBefore reports whether a result of j is already stored. A
@@ -505,7 +538,7 @@ const settleTimeout = 30 * time.Second
 // apply carries out the decision. The job is acknowledged only after
 // JetStream stored its result or dead-letter record; if that store fails
 // the job is given back, to be redelivered, rather than lost.
-func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, made *dlq.Attempt) {
+func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, made *dlq.Attempt, s *slot) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	j := o.job
@@ -535,7 +568,7 @@ func (w *Worker) apply(msg jetstream.Msg, o outcome, d decision, st *jobState, m
 	switch d.action {
 	case actComplete:
 		ev = ev.Str("opc_request_id", o.resp.OpcRequestID)
-		res := w.resultMsg(j, o.resp, o.attempt)
+		res := w.resultMsg(j, o.resp, o.attempt, s)
 		err := w.checkResult(ctx, res, j.ID)
 		if err == nil {
 			err = w.publishResult(ctx, res, j.ID)
@@ -635,11 +668,17 @@ func (w *Worker) publishResult(ctx context.Context, res *nats.Msg, jobID string)
 	return err
 }
 
-// resultMsg builds the contract's result message.
-func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int) *nats.Msg {
-	// One backing array for every header value: a result is built per job.
-	vals := make([]string, 0, 12)
-	h := make(nats.Header, 12)
+// resultHeaders is how many headers a result has at most (the claim
+// check's Invoke-Body-Object included).
+const resultHeaders = 13
+
+// resultMsg builds the contract's result message in s's header, which
+// stays valid until s handles its next job.
+func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int, s *slot) *nats.Msg {
+	h := s.resultHeader
+	clear(h)
+	// One backing array for every header value.
+	vals := s.resultValues[:0]
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -647,7 +686,7 @@ func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int) *nats.Msg
 	set(job.HeaderMsgID, j.ID)
 	set(job.HeaderJobID, j.ID)
 	set(job.HeaderFunctionID, j.FunctionID)
-	set(job.HeaderStatus, strconv.Itoa(r.Status))
+	set(job.HeaderStatus, statusText(r.Status))
 	set(job.HeaderAttempts, strconv.Itoa(attempt))
 	set(job.HeaderDurationMs, strconv.FormatInt(r.Duration.Milliseconds(), 10))
 	set(job.HeaderCompletedAt, w.cfg.Now().UTC().Format(job.TimeFormatMillis))
@@ -666,5 +705,18 @@ func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int) *nats.Msg
 			set(job.HeaderTracestate, j.Tracestate)
 		}
 	}
+	s.resultValues = vals
 	return &nats.Msg{Subject: w.cfg.ResultsPrefix + "." + j.ID, Header: h, Data: r.Body}
+}
+
+// statusText is strconv.Itoa without an allocation for the statuses of
+// nearly every result.
+func statusText(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "200"
+	case http.StatusAccepted:
+		return "202"
+	}
+	return strconv.Itoa(status)
 }
