@@ -78,10 +78,12 @@ func BenchmarkInvoke(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
-					if _, err := client.Invoke(ctx, invoke.Request{FunctionID: benchFunction, Body: body, OpcRequestID: "bench-1"}); err != nil {
+					resp, err := client.Invoke(ctx, invoke.Request{FunctionID: benchFunction, Body: body, OpcRequestID: "bench-1"})
+					if err != nil {
 						b.Error(err)
 						return
 					}
+					resp.Release() // as the worker does once the result is stored
 				}
 			})
 		})
