@@ -23,24 +23,25 @@ import (
 	"github.com/invoke-worker/worker/invoke"
 )
 
-// poster sends invoke requests the plainest way: one POST, signed like
-// invoke.Client signs (same header list, same signer), the answer read
-// whole. It shares only the transport's pool sizing with the worker, since
-// Go's default of two idle connections per host would cap any client.
+// poster sends invoke requests the plainest way: one POST with the headers
+// invoke.Client sends, signed like invoke.Client signs (same header list,
+// same signer), the answer read whole. It shares only the transport's pool
+// sizing with the worker, since Go's default of two idle connections per
+// host would cap any client.
 type poster struct {
 	client *http.Client
 	signer invoke.Signer // nil: unsigned
 	base   string        // up to /functions/
 }
 
-func (r *runner) newPoster(endpoint string, signed bool) (*poster, error) {
+// newPoster posts to endpoint, signing with auth unless it is nil.
+func newPoster(endpoint string, concurrency int, auth *invoke.OCIAuth) (*poster, error) {
 	p := &poster{
-		client: &http.Client{Transport: invoke.NewTransport(10*time.Second, r.cfg.Concurrency)},
+		client: &http.Client{Transport: invoke.NewTransport(10*time.Second, concurrency)},
 		base:   endpoint + "/" + invoke.APIVersionDefault + "/functions/",
 	}
-	if signed {
-		// The production path: an OCI config file, profile DEFAULT.
-		s, err := invoke.NewOCISigner(invoke.OCIAuth{Mode: invoke.AuthAPIKey, ConfigFile: r.creds.ConfigFile, Profile: devcreds.Profile})
+	if auth != nil {
+		s, err := invoke.NewOCISigner(*auth)
 		if err != nil {
 			return nil, err
 		}
@@ -49,12 +50,21 @@ func (r *runner) newPoster(endpoint string, signed bool) (*poster, error) {
 	return p, nil
 }
 
+// newPoster posts to endpoint as the run's credentials (an OCI config
+// file, profile DEFAULT: the production path) when signed.
+func (r *runner) newPoster(endpoint string, signed bool) (*poster, error) {
+	if !signed {
+		return newPoster(endpoint, r.cfg.Concurrency, nil)
+	}
+	return newPoster(endpoint, r.cfg.Concurrency, &invoke.OCIAuth{Mode: invoke.AuthAPIKey, ConfigFile: r.creds.ConfigFile, Profile: devcreds.Profile})
+}
+
 func (p *poster) close() { p.client.CloseIdleConnections() }
 
-func (p *poster) post(ctx context.Context, fn, id string, body []byte) ([]byte, error) {
+func (p *poster) post(ctx context.Context, fn, id string, body []byte) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+fn+"/actions/invoke", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	req.ContentLength = int64(len(body))
 	if len(body) == 0 {
@@ -62,6 +72,9 @@ func (p *poster) post(ctx context.Context, fn, id string, body []byte) ([]byte, 
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Accept", "*/*")
+	h.Set("User-Agent", "invoke-worker")
+	h.Set("Fn-Invoke-Type", "sync")
 	h.Set("Opc-Request-Id", id+"-1")
 	if p.signer != nil {
 		sum := sha256.Sum256(body)
@@ -69,22 +82,28 @@ func (p *poster) post(ctx context.Context, fn, id string, body []byte) ([]byte, 
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		h.Set("X-Content-Sha256", base64.StdEncoding.EncodeToString(sum[:]))
 		if err := p.signer.Sign(req); err != nil {
-			return nil, err
+			return answer{}, err
 		}
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, out)
+		return answer{}, fmt.Errorf("status %d: %.200s", resp.StatusCode, out)
 	}
-	return out, nil
+	return answer{
+		status:       resp.StatusCode,
+		body:         out,
+		contentType:  resp.Header.Get("Content-Type"),
+		opcRequestID: resp.Header.Get("Opc-Request-Id"),
+		callID:       resp.Header.Get("Fn-Call-Id"),
+	}, nil
 }
 
 // httpCeiling (c) measures round trips to a fresh emulator without NATS:

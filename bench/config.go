@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,7 +23,9 @@ const (
 	MaxPendingDefault   = 1024
 	SignDurationDefault = 2 * time.Second
 	TimeoutDefault      = 10 * time.Minute
-	FunctionIDDefault   = "ocid1.fnfunc.oc1.phx.aaaaaaaabench"
+	// LoadMemoryLimitDefault is Config.LoadMemoryLimit's default.
+	LoadMemoryLimitDefault = 4 << 30
+	FunctionIDDefault      = "ocid1.fnfunc.oc1.phx.aaaaaaaabench"
 	// WarmupShare is the share of Jobs run before each measurement and
 	// left out of it, when Config.Warmup is 0.
 	WarmupShare = 0.05
@@ -35,6 +38,11 @@ const (
 // stops it gracefully and returns. It must wire the worker exactly as
 // production does; cmd/worker passes its own service.
 type WorkerFunc func(ctx context.Context, env WorkerEnv) error
+
+// SpawnFunc returns a command, not yet started, whose process calls
+// ServeConsumer with its standard input and output (and writes nothing
+// else to its standard output). Config.Spawn.
+type SpawnFunc func(ctx context.Context) (*exec.Cmd, error)
 
 // WorkerEnv is what a WorkerFunc connects the worker to.
 type WorkerEnv struct {
@@ -61,7 +69,8 @@ func (e WorkerEnv) Signed() bool { return e.OCIConfigFile != "" }
 
 // Config configures a benchmark run.
 type Config struct {
-	// Worker runs the full worker. Required.
+	// Worker runs the full worker in this process. Required unless Spawn
+	// is set (the consumer processes then run it).
 	Worker WorkerFunc
 	// Jobs is the number of jobs measured in each measurement. Defaults to
 	// 10000.
@@ -123,9 +132,25 @@ type Config struct {
 	// FunctionID is the function the jobs invoke. Defaults to
 	// FunctionIDDefault.
 	FunctionID string
+	// Spawn, when set, runs each consumer under test (the worker, (a) and
+	// (d)) in a fresh process of its own, as a worker runs in production:
+	// its CPU, allocations and peak RSS are then its own, and neither the
+	// emulator's, the load generator's nor the embedded NATS server's
+	// garbage collection or scheduling counts as its latency. Nil runs
+	// every consumer on goroutines of this process (Worker). Defaults to
+	// nil.
+	Spawn SpawnFunc
+	// LoadMemoryLimit applies with Spawn: during each measured window the
+	// load side (this process: NATS, emulator, load generator, collector)
+	// holds its garbage collector off until its heap reaches this many
+	// bytes, and collects between measurements, so that its pauses are
+	// not counted as the consumer's. -1 leaves Go's collector alone.
+	// Defaults to 4 GiB.
+	LoadMemoryLimit int64
 	// CPUProfile, when set, is asked for a writer before the measured
 	// window of each loop measurement ("worker", "nats_loop", "bare_loop");
-	// a nil writer means no profile for that one. The writer is closed
+	// a nil writer means no profile for that one. The profile is of the
+	// consumer's process (this one, without Spawn). The writer is closed
 	// after the window.
 	CPUProfile func(measurement string) (io.WriteCloser, error)
 	// Logger receives progress lines (info). Defaults to zerolog.Nop().
@@ -162,9 +187,10 @@ func (c Config) WithDefaults() Config {
 		c.Timeout = TimeoutDefault
 	}
 	if c.Connect == nil {
-		c.Connect = func(ctx context.Context, url string) (*nats.Conn, error) {
-			return queue.Connect(ctx, queue.ConnConfig{URLs: url, Name: "invoke-worker-bench"})
-		}
+		c.Connect = defaultConnect
+	}
+	if c.LoadMemoryLimit == 0 {
+		c.LoadMemoryLimit = LoadMemoryLimitDefault
 	}
 	if c.StateBucket == "" {
 		c.StateBucket = queue.StateBucketDefault
@@ -179,8 +205,10 @@ func (c Config) WithDefaults() Config {
 // applied (WithDefaults), as Run checks it.
 func (c Config) Validate() error {
 	switch {
-	case c.Worker == nil:
-		return errors.New("bench: Worker is required")
+	case c.Worker == nil && c.Spawn == nil:
+		return errors.New("bench: Worker or Spawn is required")
+	case c.LoadMemoryLimit < -1:
+		return fmt.Errorf("bench: LoadMemoryLimit must be -1 (no limit) or more, got %d", c.LoadMemoryLimit)
 	case c.Jobs < 1:
 		return fmt.Errorf("bench: Jobs must be at least 1, got %d", c.Jobs)
 	case c.Warmup < -1:
@@ -212,3 +240,8 @@ func (c Config) Validate() error {
 
 // warmupJobs is the warm-up count, 0 for none.
 func (c Config) warmupJobs() int { return max(0, c.Warmup) }
+
+// defaultConnect dials url without credentials.
+func defaultConnect(ctx context.Context, url string) (*nats.Conn, error) {
+	return queue.Connect(ctx, queue.ConnConfig{URLs: url, Name: "invoke-worker-bench"})
+}

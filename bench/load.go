@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"runtime/pprof"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -78,18 +78,19 @@ func (r *runner) resultLen(k loopKind) int {
 	return len(r.body) // echoed
 }
 
-// runPhase enqueues count jobs and waits for all their results. profile,
-// when non-empty, names the CPU profile taken over the phase.
-func (r *runner) runPhase(ctx context.Context, n *natsEnv, col *nats.Conn, kind loopKind, tag string, count int, exited <-chan struct{}, profile string) (*phase, error) {
+// runPhase enqueues count jobs and waits for all their results, which c
+// consumes. A measured phase samples c's usage around it, and takes the
+// CPU profile Config.CPUProfile asks for.
+func (r *runner) runPhase(ctx context.Context, n *natsEnv, col *nats.Conn, kind loopKind, tag string, count int, c consumer, measured bool) (*phase, error) {
 	p := &phase{prefix: "bench-" + tag + "-", base: time.Now()}
-	c := &collector{
+	coll := &collector{
 		subjectPrefix: n.topo.ResultsPrefix + "." + p.prefix,
 		base:          p.base,
 		wantLen:       r.resultLen(kind),
 		recv:          make([]time.Duration, count),
 		done:          make(chan struct{}),
 	}
-	sub, err := col.Subscribe(n.topo.ResultsPrefix+".>", c.handle)
+	sub, err := col.Subscribe(n.topo.ResultsPrefix+".>", coll.handle)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to results: %w", err)
 	}
@@ -103,12 +104,19 @@ func (r *runner) runPhase(ctx context.Context, n *natsEnv, col *nats.Conn, kind 
 		return nil, fmt.Errorf("subscribe to results: %w", err)
 	}
 
-	stopProfile, err := r.startProfile(profile)
-	if err != nil {
+	stopProfile := func() error { return nil }
+	if measured {
+		if stopProfile, err = r.startProfile(ctx, kind.String(), c); err != nil {
+			return nil, err
+		}
+		if c.isolated() {
+			defer r.holdGC()()
+		}
+	}
+	defer func() { _ = stopProfile() }()
+	if p.before, err = c.usage(ctx); err != nil {
 		return nil, err
 	}
-	defer stopProfile()
-	p.before = sampleUsage()
 	if p.sent, err = r.enqueue(ctx, n, p.prefix, count, p.base); err != nil {
 		return nil, err
 	}
@@ -116,50 +124,60 @@ func (r *runner) runPhase(ctx context.Context, n *natsEnv, col *nats.Conn, kind 
 	defer tick.Stop()
 	for waiting := true; waiting; {
 		select {
-		case <-c.done:
+		case <-coll.done:
 			waiting = false
-		case <-exited:
+		case <-c.exited():
 			return nil, errors.New("the consumer under test stopped before all results arrived")
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%d of %d results arrived: %w", c.got.Load(), count, ctx.Err())
+			return nil, fmt.Errorf("%d of %d results arrived: %w", coll.got.Load(), count, ctx.Err())
 		case <-tick.C:
 			if err := n.publishError(); err != nil {
 				return nil, fmt.Errorf("enqueue: %w", err)
 			}
 		}
 	}
-	p.after = sampleUsage()
-	stopProfile()
-	if b := c.bad.Load(); b > 0 {
-		return nil, fmt.Errorf("%d results had a body of the wrong length (want %d bytes)", b, c.wantLen)
+	if p.after, err = c.usage(ctx); err != nil {
+		return nil, err
 	}
-	p.recv, p.last, p.dups = c.recv, c.last, int(c.dups.Load())
+	if err := stopProfile(); err != nil {
+		return nil, err
+	}
+	stopProfile = func() error { return nil }
+	if b := coll.bad.Load(); b > 0 {
+		return nil, fmt.Errorf("%d results had a body of the wrong length (want %d bytes)", b, coll.wantLen)
+	}
+	p.recv, p.last, p.dups = coll.recv, coll.last, int(coll.dups.Load())
 	return p, nil
 }
 
-// startProfile starts a CPU profile when Config.CPUProfile asks for one;
-// the returned stop is idempotent.
-func (r *runner) startProfile(name string) (stop func(), err error) {
-	stop = func() {}
-	if name == "" || r.cfg.CPUProfile == nil {
+// startProfile starts the CPU profile of c's process that Config.CPUProfile
+// asks for, if any; the returned stop ends it.
+func (r *runner) startProfile(ctx context.Context, name string, c consumer) (stop func() error, err error) {
+	stop = func() error { return nil }
+	if r.cfg.CPUProfile == nil {
 		return stop, nil
 	}
 	w, err := r.cfg.CPUProfile(name)
 	if err != nil || w == nil {
 		return stop, err
 	}
-	if err := pprof.StartCPUProfile(w); err != nil {
-		_ = w.Close()
-		return stop, fmt.Errorf("cpu profile: %w", err)
+	return c.profile(ctx, w)
+}
+
+// holdGC keeps this process's garbage collector off until its heap reaches
+// Config.LoadMemoryLimit; the returned func restores the collector and
+// collects what the window left.
+func (r *runner) holdGC() (restore func()) {
+	if r.cfg.LoadMemoryLimit < 0 {
+		return func() {}
 	}
-	var closer io.Closer = w
+	percent := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(r.cfg.LoadMemoryLimit)
 	return func() {
-		if closer != nil {
-			pprof.StopCPUProfile()
-			_ = closer.Close()
-			closer = nil
-		}
-	}, nil
+		debug.SetMemoryLimit(limit)
+		debug.SetGCPercent(percent)
+		runtime.GC()
+	}
 }
 
 // enqueue publishes count jobs asynchronously, at most MaxPending awaiting

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,7 +36,8 @@ func (k loopKind) String() string {
 const stopWait = time.Minute
 
 // loop measures one consumer: a fresh NATS (and emulator), the consumer
-// started, a warm-up, then the measured jobs.
+// started (in a process of its own with Config.Spawn), a warm-up, then the
+// measured jobs.
 func (r *runner) loop(ctx context.Context, kind loopKind, name string) (Measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
@@ -47,15 +49,25 @@ func (r *runner) loop(ctx context.Context, kind loopKind, name string) (Measurem
 		return fail(err)
 	}
 	defer n.close()
+	env := WorkerEnv{
+		NATSURL:     n.url,
+		Topology:    n.topo,
+		StateBucket: n.state,
+		FunctionID:  r.cfg.FunctionID,
+		Concurrency: r.cfg.Concurrency,
+	}
 	var emu *emulator.Emulator
 	if kind != loopNATS {
 		if emu, err = r.startEmulator(!r.cfg.Unsigned); err != nil {
 			return fail(err)
 		}
 		defer closeEmulator(emu)
+		env.Endpoint = emu.URL()
+		if !r.cfg.Unsigned {
+			env.OCIConfigFile, env.OCIProfile = r.creds.ConfigFile, devcreds.Profile
+		}
 	}
-	cons, err := queue.Ensure(ctx, n.js, n.topo)
-	if err != nil {
+	if _, err := queue.Ensure(ctx, n.js, n.topo); err != nil {
 		return fail(err)
 	}
 	col, err := r.cfg.Connect(ctx, n.url)
@@ -64,41 +76,33 @@ func (r *runner) loop(ctx context.Context, kind loopKind, name string) (Measurem
 	}
 	defer col.Close()
 
-	consCtx, stopConsumer := context.WithCancel(ctx)
-	defer stopConsumer()
-	exited := make(chan struct{})
-	var consErr error
-	go func() {
-		defer close(exited)
-		consErr = r.consume(consCtx, kind, n, cons, emu)
-	}()
-	stop := sync.OnceValue(func() error {
-		stopConsumer()
-		select {
-		case <-exited:
-			return consErr
-		case <-time.After(stopWait):
-			return fmt.Errorf("did not stop within %s", stopWait)
+	var c consumer
+	if r.cfg.Spawn != nil {
+		if c, err = startProcess(ctx, r.cfg.Spawn, kind, env); err != nil {
+			return fail(err)
 		}
-	})
+		scoped = true // a fresh process per measurement
+	} else {
+		c = startInProcess(ctx, kind, env, ConsumerConfig{Worker: r.cfg.Worker, Connect: r.cfg.Connect})
+	}
 	// On a failed measurement the consumer is stopped all the same.
-	defer func() { _ = stop() }()
+	defer func() { _ = c.stop() }()
 
 	if w := r.cfg.warmupJobs(); w > 0 {
 		r.log.Info().Str("measurement", name).Int("jobs", w).Msg("warming up")
-		if _, err := r.runPhase(ctx, n, col, kind, "w", w, exited, ""); err != nil {
-			return fail(fmt.Errorf("warm-up: %w%s", err, exitCause(exited, &consErr)))
+		if _, err := r.runPhase(ctx, n, col, kind, "w", w, c, false); err != nil {
+			return fail(fmt.Errorf("warm-up: %w%s", err, exitCause(c)))
 		}
 	}
 	if emu != nil {
 		emu.Reset() // the warm-up's call records are not needed
 	}
 	r.log.Info().Str("measurement", name).Int("jobs", r.cfg.Jobs).Msg("measuring")
-	p, err := r.runPhase(ctx, n, col, kind, "m", r.cfg.Jobs, exited, kind.String())
+	p, err := r.runPhase(ctx, n, col, kind, "m", r.cfg.Jobs, c, true)
 	if err != nil {
-		return fail(fmt.Errorf("%w%s", err, exitCause(exited, &consErr)))
+		return fail(fmt.Errorf("%w%s", err, exitCause(c)))
 	}
-	if err := stop(); err != nil {
+	if err := c.stop(); err != nil {
 		return fail(fmt.Errorf("stopping: %w", err))
 	}
 	m := p.measure(name, scoped)
@@ -115,11 +119,11 @@ func (r *runner) loop(ctx context.Context, kind loopKind, name string) (Measurem
 }
 
 // exitCause describes why the consumer stopped, when it did.
-func exitCause(exited <-chan struct{}, err *error) string {
+func exitCause(c consumer) string {
 	select {
-	case <-exited:
-		if *err != nil {
-			return fmt.Sprintf(" (consumer: %v)", *err)
+	case <-c.exited():
+		if err := c.err(); err != nil {
+			return fmt.Sprintf(" (consumer: %v)", err)
 		}
 		return " (consumer returned)"
 	default:
@@ -127,53 +131,50 @@ func exitCause(exited <-chan struct{}, err *error) string {
 	}
 }
 
-// consume runs the consumer under test until ctx is cancelled.
-func (r *runner) consume(ctx context.Context, kind loopKind, n *natsEnv, cons jetstream.Consumer, emu *emulator.Emulator) error {
-	if kind == loopWorker {
-		env := WorkerEnv{
-			NATSURL:     n.url,
-			Topology:    n.topo,
-			StateBucket: n.state,
-			FunctionID:  r.cfg.FunctionID,
-			Endpoint:    emu.URL(),
-			Concurrency: r.cfg.Concurrency,
-		}
-		if !r.cfg.Unsigned {
-			env.OCIConfigFile, env.OCIProfile = r.creds.ConfigFile, devcreds.Profile
-		}
-		return r.cfg.Worker(ctx, env)
-	}
-	nc, err := r.cfg.Connect(ctx, n.url)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	var call invokeFunc
-	if kind == loopBare {
-		p, err := r.newPoster(emu.URL(), !r.cfg.Unsigned)
-		if err != nil {
-			return err
-		}
-		defer p.close()
-		call = p.post
-	}
-	return bareLoop(ctx, nc, cons, n.topo.ResultsPrefix, r.cfg.Concurrency, call)
+// invokeFunc invokes function fn with body, as job id's first attempt.
+type invokeFunc func(ctx context.Context, fn, id string, body []byte) (answer, error)
+
+// answer is what the function answered.
+type answer struct {
+	status               int
+	body                 []byte
+	contentType          string
+	opcRequestID, callID string
+	took                 time.Duration
 }
 
-// invokeFunc invokes function fn with body, as job id's first attempt.
-type invokeFunc func(ctx context.Context, fn, id string, body []byte) ([]byte, error)
+// message is the result message the contract requires, with every header
+// the worker sets on a first-attempt success: the bare loop publishes the
+// same bytes, so that it is a ceiling for the same job.
+func (a answer) message(resultsPrefix, id, fn string) *nats.Msg {
+	h := nats.Header{
+		job.HeaderMsgID:       {id},
+		job.HeaderJobID:       {id},
+		job.HeaderFunctionID:  {fn},
+		job.HeaderStatus:      {strconv.Itoa(a.status)},
+		job.HeaderAttempts:    {"1"},
+		job.HeaderDurationMs:  {strconv.FormatInt(a.took.Milliseconds(), 10)},
+		job.HeaderCompletedAt: {time.Now().UTC().Format(job.TimeFormatMillis)},
+	}
+	if a.opcRequestID != "" {
+		h[job.HeaderOpcRequestID] = []string{a.opcRequestID}
+	}
+	if a.callID != "" {
+		h[job.HeaderFnCallID] = []string{a.callID}
+	}
+	if a.contentType != "" {
+		h[job.HeaderContentType] = []string{a.contentType}
+	}
+	return &nats.Msg{Subject: resultsPrefix + "." + id, Header: h, Data: a.body}
+}
 
 // bareLoop is the plainest consumer that does the job: concurrency
 // goroutines take messages, invoke the function (when call is set), publish
 // the result synchronously and acknowledge. No validation, retries,
 // breaker, metrics, logs or state: a ceiling for the worker, not a worker.
-// The result carries Nats-Msg-Id, as the contract requires of every
-// result. It returns once ctx is cancelled and every goroutine is done.
-func bareLoop(ctx context.Context, nc *nats.Conn, cons jetstream.Consumer, resultsPrefix string, concurrency int, call invokeFunc) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+// The result is the one the contract requires (answer.message). It returns
+// once ctx is cancelled and every goroutine is done.
+func bareLoop(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, resultsPrefix string, concurrency int, call invokeFunc) error {
 	// Two rounds buffered keep every goroutine fed without leaving jobs of
 	// a slow function buffered past their ack wait.
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * concurrency))
@@ -195,16 +196,18 @@ func bareLoop(ctx context.Context, nc *nats.Conn, cons jetstream.Consumer, resul
 					}
 					continue
 				}
-				id := msg.Headers().Get(job.HeaderJobID)
-				out := msg.Data()
+				h := msg.Headers()
+				id, fn := h.Get(job.HeaderJobID), h.Get(job.HeaderFunctionID)
+				res := answer{status: 200, body: msg.Data()}
 				if call != nil {
-					if out, err = call(ctx, msg.Headers().Get(job.HeaderFunctionID), id, msg.Data()); err != nil {
+					start := time.Now()
+					if res, err = call(ctx, fn, id, msg.Data()); err != nil {
 						_ = msg.Nak()
 						continue
 					}
+					res.took = time.Since(start)
 				}
-				res := &nats.Msg{Subject: resultsPrefix + "." + id, Header: nats.Header{job.HeaderMsgID: {id}}, Data: out}
-				if _, err := js.PublishMsg(ctx, res); err != nil {
+				if _, err := js.PublishMsg(ctx, res.message(resultsPrefix, id, fn)); err != nil {
 					_ = msg.Nak()
 					continue
 				}

@@ -56,6 +56,9 @@ type Settings struct {
 	Signed       bool    `json:"signed"`
 	// NATS is "embedded" (a fresh server per measurement) or "external".
 	NATS string `json:"nats"`
+	// Isolated is true when the worker, (a) and (d) each ran in a process
+	// of their own (Config.Spawn), false when they shared this one.
+	Isolated bool `json:"isolated"`
 }
 
 // Measurement is one measured loop, or the signing rate.
@@ -73,7 +76,9 @@ type Measurement struct {
 	// Added is EndToEnd minus the function's own time as the emulator
 	// recorded it: what queueing, NATS and the consumer add.
 	Added *Latency `json:"added,omitempty"`
-	// CPUPer1000 is process CPU seconds (user + system) per 1,000 jobs.
+	// CPUPer1000 is process CPU seconds (user + system) per 1,000 jobs:
+	// of the consumer's own process when isolated (Settings.Isolated), of
+	// the whole bench process otherwise; likewise AllocsPerJob and PeakRSS.
 	CPUPer1000 float64 `json:"cpu_seconds_per_1000"`
 	// AllocsPerJob is process heap allocations per job.
 	AllocsPerJob float64 `json:"allocs_per_job"`
@@ -238,6 +243,11 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "worker bench: %d jobs per measurement (+%d warm-up, not measured), concurrency %d, body %d B, response %s, function latency %s\n",
 		s.Jobs, s.Warmup, s.Concurrency, s.BodySize, resp, s.Latency)
 	fmt.Fprintf(&b, "  %s; %s; %s\n", sign, rate, nats)
+	if s.Isolated {
+		b.WriteString("  the worker, (a) and (d) each run in a fresh process of their own; the load side (NATS, emulator, load generator) holds its garbage collector during measured windows\n")
+	} else {
+		b.WriteString("  everything in one process: the worker, (a) and (d) share it with NATS, the emulator and the load generator\n")
+	}
 	if s.Rounds > 1 {
 		fmt.Fprintf(&b, "  the worker and (d) measured in turn %d times; their rows are the runs of median throughput\n", s.Rounds)
 	}
@@ -298,11 +308,15 @@ func (r Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "worker ÷ (b) signing:   %.2f\n", q.Signing)
 		fmt.Fprintf(&b, "CPU per job, worker ÷ (d): %.2f\n", q.CPUPerJob)
 	}
-	whole := "worker, emulator and load generator"
+	load := "emulator and load generator"
 	if s.NATS == "embedded" {
-		whole = "worker, emulator, load generator and the embedded NATS server"
+		load = "emulator, load generator and the embedded NATS server"
 	}
-	fmt.Fprintf(&b, "\nCPU, allocations and RSS are the whole process's: %s.\n", whole)
+	if s.Isolated {
+		fmt.Fprintf(&b, "\nCPU, allocations and RSS are the consumer process's own for the worker, (a) and (d); for (b) and (c), the load side's (%s).\n", load)
+	} else {
+		fmt.Fprintf(&b, "\nCPU, allocations and RSS are the whole process's: worker, %s.\n", load)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -55,6 +55,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			Rounds:       cfg.Rounds,
 			Signed:       signed,
 			NATS:         "embedded",
+			Isolated:     cfg.Spawn != nil,
 		},
 	}
 	if cfg.NATSURL != "" {

@@ -162,6 +162,12 @@ type Worker struct {
 	// so a freed slot never waits for a round trip; 0 means concurrency.
 	// Their ack deadlines run while they wait. Default 0.
 	Prefetch int `yaml:"prefetch"`
+	// GCMinHeap is the heap size the process may reach between garbage
+	// collections at least: while the live heap is small, GOGC is raised
+	// so that the worker does not collect dozens of times a second; a
+	// large live heap keeps GOGC's own value. 0 leaves GOGC alone; so
+	// does GOGC=off. Default 32MiB.
+	GCMinHeap Size `yaml:"gc_min_heap"`
 }
 
 // Invoke is how functions are invoked.
@@ -380,6 +386,7 @@ func Default() Config {
 			Concurrency:      64,
 			DrainTimeout:     30 * time.Second,
 			ProgressInterval: 10 * time.Second,
+			GCMinHeap:        32 * MiB,
 		},
 		Invoke: Invoke{
 			APIVersion:    "20260325",

@@ -4,7 +4,11 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -56,6 +60,11 @@ Only figures from one run compare: the machine's load changes between runs.`,
 	f.Bool("json", false, "print the report as JSON")
 	f.String("cpuprofile", "", "write a CPU profile of the worker's measured window to FILE (and, with --ceilings, of the loops (a) and (d) to FILE.nats_loop and FILE.bare_loop; the first round's)")
 	f.String("http", "", "admin endpoint of the benchmarked worker (config http.listen); off unless given, e.g. with --set http.pprof=true")
+	f.Bool("in-process", false, "run the worker, (a) and (d) on goroutines of the bench process instead of a process of their own each")
+	// The side of a consumer process (bench.ServeConsumer): started by the
+	// bench itself with its own arguments plus this flag.
+	f.Bool(consumerProcessFlag, false, "")
+	_ = f.MarkHidden(consumerProcessFlag)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		extra := flagOverride(cmd, "concurrency", "worker.concurrency")
@@ -80,6 +89,17 @@ Only figures from one run compare: the machine's load changes between runs.`,
 			bc.Connect = func(ctx context.Context, url string) (*nats.Conn, error) {
 				return queue.Connect(ctx, connConfig(cfg, progress, url, nil))
 			}
+		}
+		if child, _ := cmd.Flags().GetBool(consumerProcessFlag); child {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			// Every consumer, the loops too, with the process settings of
+			// `worker run`: the comparison is of the code, not of them.
+			defer startGCFloor(cfg.Worker)()
+			return bench.ServeConsumer(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), bench.ConsumerConfig{Worker: bc.Worker, Connect: bc.Connect})
+		}
+		if inProcess, _ := cmd.Flags().GetBool("in-process"); !inProcess {
+			bc.Spawn = spawnConsumer(os.Args[1:], stderr)
 		}
 		if file, _ := cmd.Flags().GetString("cpuprofile"); file != "" {
 			// Created now, so a bad path fails before minutes of load.
@@ -123,6 +143,25 @@ Only figures from one run compare: the machine's load changes between runs.`,
 		return runErr
 	}
 	return cmd
+}
+
+// consumerProcessFlag makes `worker bench` the consumer process of another
+// `worker bench` (bench.Config.Spawn).
+const consumerProcessFlag = "consumer-process"
+
+// spawnConsumer starts this binary again with this bench's own arguments,
+// so that the consumer process loads exactly the same configuration, as a
+// consumer process. Its logs go to stderr.
+func spawnConsumer(args []string, stderr io.Writer) bench.SpawnFunc {
+	return func(context.Context) (*exec.Cmd, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(self, append(slices.Clone(args), "--"+consumerProcessFlag)...)
+		cmd.Stderr = stderr
+		return cmd, nil
+	}
 }
 
 // benchConfig maps the flags onto bench.Config.

@@ -101,6 +101,7 @@ worker, signing with throwaway OCI API-key credentials generated under
 		}
 		out := cmd.OutOrStdout()
 		opt.onReady = func() { printDevBanner(out, natsDesc, emu.URL(), creds.PublicKeyFile, cfg.HTTP.Listen) }
+		defer startGCFloor(cfg.Worker)()
 		return runService(ctx, cfg, log, opt)
 	}
 	return cmd

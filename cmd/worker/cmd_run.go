@@ -27,6 +27,7 @@ SIGINT/SIGTERM stop it gracefully; a second signal exits at once.`,
 		log := newLogger(cfg.Log, os.Stderr)
 		ctx, stop := signalContext(cmd.Context(), log)
 		defer stop()
+		defer startGCFloor(cfg.Worker)()
 		return runService(ctx, cfg, log, serviceOptions{})
 	}
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,12 +146,13 @@ func (p *proc) wait(t *testing.T) int {
 	return -1
 }
 
-// cleanEnv keeps WORKER_ variables of the test environment out of the
-// child, whose configuration the test sets explicitly.
+// cleanEnv keeps WORKER_ variables (and the Go runtime's GOGC and
+// GOMEMLIMIT) of the test environment out of the child, whose
+// configuration the test sets explicitly.
 func cleanEnv() []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "WORKER_") {
+		if !strings.HasPrefix(e, "WORKER_") && !strings.HasPrefix(e, "GOGC=") && !strings.HasPrefix(e, "GOMEMLIMIT=") {
 			env = append(env, e)
 		}
 	}
@@ -361,6 +363,18 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	testenv.Eventually(t, "the job to complete on the next worker", func() bool { return f.count(f.nats.Topology.ResultsStream) == 1 })
 }
 
+// metrics reads the process's /metrics page ("" while it does not answer).
+func (p *proc) metrics() string {
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return b.String()
+}
+
 // TestMetricsEndpointExposesWorkerMetrics.
 func TestMetricsEndpointExposesWorkerMetrics(t *testing.T) {
 	t.Parallel()
@@ -369,17 +383,34 @@ func TestMetricsEndpointExposesWorkerMetrics(t *testing.T) {
 	f.publishJobs(3, "m")
 	testenv.Eventually(t, "jobs to complete", func() bool { return f.count(f.nats.Topology.ResultsStream) == 3 })
 	// The counters move just after the result is stored: poll.
-	metrics := func() string {
-		resp, err := http.Get("http://" + p.admin + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		return b.String()
-	}
 	for _, want := range []string{`invoke_worker_jobs_total{outcome="completed"} 3`, "invoke_worker_breaker_state{key=\"" + procFn + "\"} 0", "invoke_worker_attempt_duration_seconds_count 3"} {
-		testenv.Eventually(t, "/metrics to show "+want, func() bool { return strings.Contains(metrics(), want) })
+		testenv.Eventually(t, "/metrics to show "+want, func() bool { return strings.Contains(p.metrics(), want) })
 	}
+}
+
+// worker.gc_min_heap raises GOGC while the live heap is small (a few MiB
+// here: the default 32 MiB takes GOGC 800 for a live heap under 3.5 MiB),
+// visible as go_gc_gogc_percent; 0 leaves Go's 100.
+func TestGCMinHeapRaisesGOGCWhileTheHeapIsSmall(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, emulator.Behavior{})
+	raised := f.start("gc-floor")
+	testenv.Eventually(t, "GOGC to be raised", func() bool { return gogc(raised.metrics()) > 100 })
+	plain := f.start("gc-default", "worker.gc_min_heap=0")
+	testenv.Eventually(t, "/metrics", func() bool { return plain.metrics() != "" })
+	if p := gogc(plain.metrics()); p != 100 {
+		t.Errorf("with worker.gc_min_heap=0 GOGC is %d, want 100", p)
+	}
+}
+
+// gogc is go_gc_gogc_percent from a /metrics page, -1 if absent.
+func gogc(metrics string) int {
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, "go_gc_gogc_percent "); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
