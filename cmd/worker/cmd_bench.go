@@ -31,6 +31,14 @@ end-to-end latency (enqueue to result) and the latency the worker adds to
 the function's own time (p50/p95/p99/max), process CPU seconds per 1,000
 jobs, allocations per job and peak RSS.
 
+The worker (and, with --ceilings, the loops (a) and (d)) runs in a fresh
+process of its own per measurement, this binary again with the same
+arguments, as it runs in production: CPU, allocations and peak RSS are that
+process's own, and the bench process (NATS, emulator, load generator) holds
+its garbage collector during measured windows so that its pauses are not
+counted as the worker's latency. --in-process runs everything in one
+process instead.
+
 Without --nats each measurement gets a fresh embedded server (random
 loopback port, temp store deleted afterwards); with --nats, fresh uniquely
 named streams that are deleted afterwards.
@@ -39,7 +47,8 @@ named streams that are deleted afterwards.
 (a) a NATS-only loop (consume, publish the result, ack), (b) RSA-2048
 signing on all cores, (c) HTTP round trips to the emulator without NATS,
 signed and unsigned, and (d) the bare minimum loop (consume, sign, POST,
-publish, ack), and states the worker's throughput as a share of (d) and (b).
+publish the contract's result, ack), and states the worker's throughput as
+a share of (d) and (b).
 
 Only figures from one run compare: the machine's load changes between runs.`,
 	}
