@@ -94,7 +94,9 @@ type Config struct {
 	// latency); 0 enqueues as fast as possible. Defaults to 0.
 	Rate float64
 	// MaxPending bounds the asynchronous publishes awaiting their
-	// acknowledgement while enqueueing. Defaults to 1024.
+	// acknowledgement while enqueueing; fewer are outstanding when their
+	// bodies would exceed MaxPendingBytes, which the server would refuse
+	// (429). Defaults to 1024.
 	MaxPending int
 	// Unsigned runs without request signing (invoke.oci.auth none, an
 	// emulator that verifies nothing). Defaults to false: signed with an
@@ -236,6 +238,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bench: FunctionID: %w", err)
 	}
 	return nil
+}
+
+// MaxPendingBytes bounds the bodies of the publishes awaiting their
+// acknowledgement while enqueueing (Config.MaxPending).
+const MaxPendingBytes = 64 << 20
+
+// maxPending is the publishes outstanding at most: MaxPending, fewer for
+// large bodies.
+func (c Config) maxPending() int {
+	if c.BodySize <= 0 {
+		return c.MaxPending
+	}
+	return max(1, min(c.MaxPending, MaxPendingBytes/c.BodySize))
 }
 
 // warmupJobs is the warm-up count, 0 for none.

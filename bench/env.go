@@ -83,7 +83,7 @@ func (r *runner) startNATS(ctx context.Context) (_ *natsEnv, err error) {
 		return nil, err
 	}
 	n.js, err = jetstream.New(n.nc,
-		jetstream.WithPublishAsyncMaxPending(r.cfg.MaxPending),
+		jetstream.WithPublishAsyncMaxPending(r.cfg.maxPending()),
 		// Without a timeout a lost acknowledgement would never resolve.
 		jetstream.WithPublishAsyncTimeout(30*time.Second),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) { n.failed(err) }),

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -175,9 +174,17 @@ func (a answer) message(resultsPrefix, id, fn string) *nats.Msg {
 // The result is the one the contract requires (answer.message). It returns
 // once ctx is cancelled and every goroutine is done.
 func bareLoop(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, resultsPrefix string, concurrency int, call invokeFunc) error {
-	// Two rounds buffered keep every goroutine fed without leaving jobs of
-	// a slow function buffered past their ack wait.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * concurrency))
+	// Handed over one at a time, taken only by a free goroutine; two rounds
+	// pulled ahead keep every goroutine fed, and pulls of at most 16 MiB
+	// (any job fits) keep large bodies from piling up in the server, as the
+	// worker's worker.pull_max_bytes does.
+	jobs := make(chan jetstream.Msg)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case jobs <- msg:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessagesWithBytesLimit(2*concurrency, 16<<20))
 	if err != nil {
 		return err
 	}
@@ -185,22 +192,18 @@ func bareLoop(ctx context.Context, js jetstream.JetStream, cons jetstream.Consum
 	for range concurrency {
 		wg.Go(func() {
 			for {
-				msg, err := it.Next()
-				if err != nil {
-					if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-						return
-					}
-					// A missed heartbeat: the iterator carries on.
-					if sleep(ctx, 10*time.Millisecond) != nil {
-						return
-					}
-					continue
+				var msg jetstream.Msg
+				select {
+				case <-ctx.Done():
+					return
+				case msg = <-jobs:
 				}
 				h := msg.Headers()
 				id, fn := h.Get(job.HeaderJobID), h.Get(job.HeaderFunctionID)
 				res := answer{status: 200, body: msg.Data()}
 				if call != nil {
 					start := time.Now()
+					var err error
 					if res, err = call(ctx, fn, id, msg.Data()); err != nil {
 						_ = msg.Nak()
 						continue
@@ -216,7 +219,8 @@ func bareLoop(ctx context.Context, js jetstream.JetStream, cons jetstream.Consum
 		})
 	}
 	<-ctx.Done()
-	it.Stop()
+	cc.Stop()
+	<-cc.Closed()
 	wg.Wait()
 	return nil
 }

@@ -78,3 +78,20 @@ func TestBareLoopResultIsTheContracts(t *testing.T) {
 		t.Errorf("headers %v", m.Header)
 	}
 }
+
+// Large bodies leave fewer publishes outstanding: 1,024 bodies of 1 MiB
+// would be refused by the server.
+func TestMaxPendingBoundsBytes(t *testing.T) {
+	for _, tc := range []struct{ body, pending, want int }{
+		{1024, 1024, 1024},
+		{1 << 20, 1024, MaxPendingBytes >> 20},
+		{6 << 20, 1024, 10},
+		{0, 7, 7},
+		{128 << 20, 1024, 1},
+	} {
+		c := Config{BodySize: tc.body, MaxPending: tc.pending}
+		if got := c.maxPending(); got != tc.want {
+			t.Errorf("body %d, max pending %d: %d, want %d", tc.body, tc.pending, got, tc.want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 			ResponseSize: cfg.ResponseSize,
 			Latency:      cfg.Latency.String(),
 			Rate:         cfg.Rate,
-			MaxPending:   cfg.MaxPending,
+			MaxPending:   cfg.maxPending(),
 			Rounds:       cfg.Rounds,
 			Signed:       signed,
 			NATS:         "embedded",

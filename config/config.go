@@ -168,6 +168,13 @@ type Worker struct {
 	// large live heap keeps GOGC's own value. 0 leaves GOGC alone; so
 	// does GOGC=off. Default 32MiB.
 	GCMinHeap Size `yaml:"gc_min_heap"`
+	// PullMaxBytes bounds what one pull request for jobs may bring, so
+	// that the server never holds much more than that on its way to this
+	// process: NATS disconnects a client whose unsent data passes its
+	// max_pending (64 MiB by default), which prefetched jobs of a MiB each
+	// would reach. Raised to the largest job message when smaller.
+	// Default 16MiB.
+	PullMaxBytes Size `yaml:"pull_max_bytes"`
 }
 
 // Invoke is how functions are invoked.
@@ -387,6 +394,7 @@ func Default() Config {
 			DrainTimeout:     30 * time.Second,
 			ProgressInterval: 10 * time.Second,
 			GCMinHeap:        32 * MiB,
+			PullMaxBytes:     16 * MiB,
 		},
 		Invoke: Invoke{
 			APIVersion:    "20260325",

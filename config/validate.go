@@ -97,6 +97,7 @@ func (c Config) Validate() error {
 	v.check(wk.PerFunctionRate >= 0, "worker.per_function_rate", "must be 0 (off) or more, got %g", wk.PerFunctionRate)
 	v.positive("worker.progress_interval", wk.ProgressInterval)
 	v.check(wk.GCMinHeap >= 0, "worker.gc_min_heap", "must be 0 (off) or more, got %s", wk.GCMinHeap)
+	v.sizeRange("worker.pull_max_bytes", wk.PullMaxBytes, 1<<30)
 	// A single missed extension must not cost the job its delivery.
 	if cs.AckWait > 0 && wk.ProgressInterval > 0 {
 		v.check(cs.AckWait > 2*wk.ProgressInterval, "consumer.ack_wait",

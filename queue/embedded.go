@@ -24,6 +24,10 @@ type EmbeddedConfig struct {
 	// MaxPayload is the largest message, in bytes. Defaults to 8 MiB so that
 	// 6 MiB function bodies plus headers fit.
 	MaxPayload int32
+	// MaxPending is how many bytes the server buffers for one client that
+	// reads too slowly before it disconnects it as a slow consumer.
+	// Defaults to the server's own 64 MiB.
+	MaxPending int64
 	// Logger receives the server's own log lines at matching levels.
 	// Defaults to zerolog.Nop().
 	Logger zerolog.Logger
@@ -85,6 +89,7 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		JetStream:             true,
 		StoreDir:              storeDir,
 		MaxPayload:            c.MaxPayload,
+		MaxPending:            c.MaxPending,
 		NoSigs:                true, // signals belong to the worker, not to the library
 		NoLog:                 false,
 		DisableShortFirstPing: true,

@@ -15,6 +15,7 @@ import (
 const (
 	ConcurrencyDefault      = 64
 	DrainTimeoutDefault     = 30 * time.Second
+	PullMaxBytesDefault     = 16 << 20
 	ProgressIntervalDefault = 10 * time.Second
 	ResultsPrefixDefault    = "invoke.results"
 	ResultsStreamDefault    = "INVOKE_RESULTS"
@@ -72,6 +73,13 @@ type Config struct {
 	// AckWait must cover. Small values cost throughput (many small pull
 	// requests). Defaults to Concurrency.
 	Prefetch int
+	// PullMaxBytes bounds what one pull request may bring, in bytes, so
+	// that the server never has much more than that on its way to this
+	// worker: NATS disconnects a client whose unsent data passes the
+	// server's max_pending (64 MiB by default), which Prefetch jobs of a
+	// MiB each would reach. Raised to MaxMessage when smaller, since no
+	// larger message could come. Defaults to 16 MiB.
+	PullMaxBytes int
 	// Metrics, when set, receives the worker's Prometheus collectors.
 	Metrics prometheus.Registerer
 	// Logger receives one line per job outcome. Defaults to zerolog.Nop().
@@ -173,6 +181,9 @@ func (c Config) withDefaults() Config {
 	if c.Prefetch == 0 {
 		c.Prefetch = c.Concurrency
 	}
+	if c.PullMaxBytes == 0 {
+		c.PullMaxBytes = PullMaxBytesDefault
+	}
 	if c.RetryPolicy == nil {
 		c.RetryPolicy, _ = invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
 	}
@@ -203,6 +214,8 @@ func (c Config) Validate() error {
 		return errors.New("worker: intervals must be positive")
 	case c.Prefetch < 0:
 		return fmt.Errorf("worker: Prefetch must not be negative, got %d", c.Prefetch)
+	case c.PullMaxBytes < 0:
+		return fmt.Errorf("worker: PullMaxBytes must not be negative, got %d", c.PullMaxBytes)
 	case c.Breaker.Mode != BreakerPerFunction && c.Breaker.Mode != BreakerPerHost && c.Breaker.Mode != BreakerOff:
 		return fmt.Errorf("worker: Breaker.Mode %q: want function, host or off", c.Breaker.Mode)
 	case c.Breaker.Mode == BreakerPerHost && c.Breaker.HostOf == nil:

@@ -2,13 +2,14 @@ package worker_test
 
 import (
 	"context"
-
 	"fmt"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/internal/testenv"
@@ -348,5 +349,44 @@ func TestRedeliveredJobWithStoredResultIsAckedWithoutInvokingAgain(t *testing.T)
 	h.waitSettled(1, 0)
 	if c := h.emu.Stats().Calls; c != 0 {
 		t.Fatalf("invoked %d times after the result was stored", c)
+	}
+}
+
+// TestDeletedConsumerIsCreatedAgain: an operator (or a tool) deleting the
+// shared consumer under a running worker costs nothing but the moment it
+// takes to bind again: the worker creates it again (queue.Ensure, as
+// cmd/worker wires it), is not ready meanwhile, and every job gets its
+// result.
+func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	h := &harness{t: t}
+	h.nats = testenv.StartNATS(t, queue.Topology{})
+	h.creds = testenv.Credentials(t)
+	h.emu = testenv.StartEmulator(t, h.creds, nil)
+	var binds atomic.Int32
+	h.source = func(ctx context.Context) (jetstream.Consumer, error) {
+		binds.Add(1)
+		return queue.Ensure(ctx, h.nats.JS, h.nats.Topology)
+	}
+	h.startWorker(worker.Config{Concurrency: 4}, testenv.Signer(t, h.creds))
+	testenv.Eventually(t, "worker ready", h.w.Running)
+	for i := range 20 {
+		h.publish("invoke.jobs.d", jobHeader(fnEcho, fmt.Sprintf("before-%d", i)), []byte("x"))
+	}
+	h.waitSettled(20, 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	topo := h.nats.Topology
+	if err := h.nats.JS.DeleteConsumer(ctx, topo.JobsStream, topo.Durable); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the consumer bound again", func() bool { return binds.Load() >= 2 && h.w.Running() })
+	for i := range 20 {
+		h.publish("invoke.jobs.d", jobHeader(fnEcho, fmt.Sprintf("after-%d", i)), []byte("x"))
+	}
+	h.waitSettled(40, 0)
+	if _, err := h.nats.JS.Consumer(ctx, topo.JobsStream, topo.Durable); err != nil {
+		t.Errorf("consumer not there again: %v", err)
 	}
 }

@@ -40,6 +40,9 @@ type harness struct {
 	done  chan error
 
 	readTimeout time.Duration
+	// source, when set, is the worker's ConsumerSource instead of the
+	// consumer StartNATS created.
+	source worker.ConsumerSource
 }
 
 // fastRetry keeps retry tests quick without changing what they assert.
@@ -108,8 +111,12 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 		t.Fatal(err)
 	}
 	cons := h.nats.Consumer
+	source := h.source
+	if source == nil {
+		source = func(context.Context) (jetstream.Consumer, error) { return cons, nil }
+	}
 	w, err := worker.New(cfg, worker.Deps{
-		Consumer:      func(context.Context) (jetstream.Consumer, error) { return cons, nil },
+		Consumer:      source,
 		State:         state,
 		StoredResults: resultsStream(t, h.nats),
 		Invoker:       client,

@@ -266,3 +266,40 @@ func TestWrongKeyIsRejectedByTheEmulator(t *testing.T) {
 		t.Fatalf("emulator stats %+v", st)
 	}
 }
+
+// TestLargePrefetchedBodiesNeverMakeTheWorkerASlowConsumer: with jobs of
+// 512 KiB queued, one pull for 64 of them would put 32 MiB on its way at
+// once, far past a server max_pending of 2 MiB, and the server would cut
+// the worker off as a slow consumer (every job in flight then redelivered
+// after the ack wait, charged an attempt). PullMaxBytes keeps each pull
+// under it.
+func TestLargePrefetchedBodiesNeverMakeTheWorkerASlowConsumer(t *testing.T) {
+	t.Parallel()
+	h := &harness{t: t}
+	h.nats = testenv.StartNATS(t, queue.Topology{}, testenv.MaxPending(2<<20), testenv.MaxPayload(1<<20))
+	h.creds = testenv.Credentials(t)
+	h.emu = testenv.StartEmulator(t, h.creds, nil)
+	const n = 96
+	bodies := make(map[string][]byte, n)
+	for i := range n {
+		id := fmt.Sprintf("big-%03d", i)
+		bodies[id] = make([]byte, 512<<10)
+		_, _ = rand.Read(bodies[id])
+		h.publish("invoke.jobs.big", jobHeader(fnEcho, id), bodies[id])
+	}
+	h.startWorker(worker.Config{Concurrency: 64, PullMaxBytes: 1 << 20}, testenv.Signer(t, h.creds))
+	h.waitSettled(n, 0)
+
+	if sc := h.nats.Server.Server().NumSlowConsumers(); sc != 0 {
+		t.Errorf("the server cut off %d slow consumers", sc)
+	}
+	for _, m := range h.streamMsgs(h.nats.Topology.ResultsStream) {
+		id := m.Header.Get(job.HeaderJobID)
+		if !bytes.Equal(m.Data, bodies[id]) || m.Header.Get(job.HeaderAttempts) != "1" {
+			t.Errorf("result of %s: %d bytes, attempts %s", id, len(m.Data), m.Header.Get(job.HeaderAttempts))
+		}
+	}
+	if calls := h.emu.Stats().Calls; calls != n {
+		t.Errorf("%d invocations for %d jobs", calls, n)
+	}
+}

@@ -143,8 +143,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.running.Store(false)
 	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("prefetch", w.cfg.Prefetch).Msg("worker started")
 
-	src := &source{w: w}
-	nextCtx := jetstream.NextContext(ctx) // one option value for every Next
 	slots := make([]*slot, w.cfg.Concurrency)
 	hbs := make([]*heartbeat, len(slots))
 	for i := range slots {
@@ -156,51 +154,45 @@ func (w *Worker) Run(ctx context.Context) error {
 	var sweeper sync.WaitGroup
 	sweeper.Go(func() { sweepHeartbeats(sweepCtx, hbs, w.cfg.ProgressInterval) })
 	defer func() { stopSweeping(); sweeper.Wait() }()
+
+	// The client library delivers one job at a time and asks the server
+	// for more only once it was taken: a job waits here until a goroutine
+	// is free, and while it waits no more are pulled than Prefetch.
+	handoff := make(chan jetstream.Msg)
+	var handBack sync.WaitGroup
+	deliver := func(msg jetstream.Msg) {
+		select {
+		case handoff <- msg:
+		case <-ctx.Done():
+			// Stopping: on its way but not started. Straight back to
+			// JetStream, holding no slot, so it does not wait behind
+			// invocations still running; no invocation, so no heartbeat,
+			// and a slot of its own that the sweeper does not visit.
+			handBack.Go(func() { w.handle(workCtx, msg, true, newSlot()) })
+		}
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		w.feed(ctx, deliver)
+	}()
 	var wg sync.WaitGroup
 	for _, s := range slots {
 		wg.Go(func() {
 			for {
-				iter := src.current(ctx)
-				if iter == nil {
-					return // stopping
+				select {
+				case <-ctx.Done():
+					return
+				case msg := <-handoff:
+					w.handle(workCtx, msg, false, s)
 				}
-				msg, err := iter.Next(nextCtx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					if !src.failed(iter, err) {
-						// Transient: let the client recover rather than
-						// spin on it from every goroutine.
-						select {
-						case <-ctx.Done():
-						case <-time.After(50 * time.Millisecond):
-						}
-					}
-					continue
-				}
-				w.handle(workCtx, msg, false, s)
 			}
 		})
 	}
 	<-ctx.Done()
 
 	w.draining.Store(true)
-	var handBack sync.WaitGroup
-	if iter := src.stop(); iter != nil {
-		// Jobs already on their way are handed straight back; that takes
-		// no slot, so they do not wait behind invocations still running.
-		iter.Drain()
-		for {
-			msg, err := iter.Next(jetstream.NextMaxWait(time.Second))
-			if err != nil {
-				break
-			}
-			// Handed back without an invocation: no heartbeat needed, so
-			// a slot of its own that the sweeper does not visit.
-			handBack.Go(func() { w.handle(workCtx, msg, true, newSlot()) })
-		}
-	}
+	<-fed // every job that was on its way is running or handed back
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); handBack.Wait(); close(allDone) }()
@@ -217,91 +209,65 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// source is the message iterator the worker's goroutines share, bound
-// again (and the consumer created again) when it is lost.
-type source struct {
-	w *Worker
+// drainWait bounds how long a stopping worker waits for the jobs already on
+// their way to it.
+const drainWait = 5 * time.Second
 
-	mu       sync.Mutex
-	iter     jetstream.MessagesContext
-	stopped  bool
-	failures int
-}
-
-// current returns the iterator, binding one if there is none; nil once
-// ctx is done. Only one goroutine binds; the others wait for it.
-func (s *source) current(ctx context.Context) jetstream.MessagesContext {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.iter == nil && !s.stopped && ctx.Err() == nil {
-		iter, err := s.w.bind(ctx)
-		if err == nil {
-			s.iter, s.failures = iter, 0
-			s.w.bound.Store(true)
-			break
+// feed keeps the shared consumer's jobs coming to deliver until ctx is
+// done: it binds to the consumer, binds again (creating the consumer
+// again) when it is lost, and on stop drains what is on its way.
+func (w *Worker) feed(ctx context.Context, deliver func(jetstream.Msg)) {
+	failures := 0
+	for ctx.Err() == nil {
+		cc, err := w.bind(ctx, deliver)
+		if err != nil {
+			w.bound.Store(false)
+			w.metrics.fetchError()
+			w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
+			failures++
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+			}
+			continue
 		}
-		s.w.bound.Store(false)
-		s.w.metrics.fetchError()
-		s.w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
-		s.failures++
+		failures = 0
+		w.bound.Store(true)
 		select {
+		case <-cc.Closed():
+			// Deleted under us, or stopped for good: bind again.
+			w.bound.Store(false)
+			w.log.Warn().Msg("job consumer lost; binding again")
 		case <-ctx.Done():
-		case <-time.After(min(time.Duration(s.failures)*100*time.Millisecond, 2*time.Second)):
+			// What is already here reaches deliver, which hands it back.
+			cc.Drain()
+			select {
+			case <-cc.Closed():
+			case <-time.After(drainWait):
+				cc.Stop()
+			}
+			return
 		}
 	}
-	if s.stopped || ctx.Err() != nil {
-		return nil
-	}
-	return s.iter
 }
 
-// failed handles an error from Next on iter; it reports whether the
-// iterator was dropped to be bound again.
-func (s *source) failed(iter jetstream.MessagesContext, err error) bool {
-	s.w.metrics.fetchError()
-	if !consumerGone(err) {
-		s.w.log.Debug().Err(err).Msg("pull failed; the client retries")
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.iter == iter {
-		// Deleted under us, or stopped for good: bind again.
-		s.w.log.Warn().Err(err).Msg("job consumer lost; binding again")
-		iter.Stop()
-		s.iter = nil
-		s.w.bound.Store(false)
-	}
-	return true
-}
-
-// stop ends binding and returns the iterator in use, if any.
-func (s *source) stop() jetstream.MessagesContext {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	return s.iter
-}
-
-// bind gets the consumer and opens its message iterator.
-func (w *Worker) bind(ctx context.Context) (jetstream.MessagesContext, error) {
+// bind gets the consumer and starts consuming it into deliver.
+func (w *Worker) bind(ctx context.Context, deliver func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
 	cons, err := w.deps.Consumer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return cons.Messages(
-		jetstream.PullMaxMessages(w.cfg.Prefetch),
-		// Heartbeats keep pull requests healthy across reconnects; a
-		// missing one is not a reason to stop.
-		jetstream.WithMessagesErrOnMissingHeartbeat(false),
+	return cons.Consume(deliver,
+		// At most Prefetch jobs, and at most PullMaxBytes in one pull,
+		// so that large bodies never pile up in the server for us.
+		jetstream.PullMaxMessagesWithBytesLimit(w.cfg.Prefetch, max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// The client carries on (and stops by itself when the
+			// consumer is gone, which feed notices).
+			w.metrics.fetchError()
+			w.log.Debug().Err(err).Msg("pull failed; the client retries")
+		}),
 	)
-}
-
-// consumerGone reports errors after which the iterator cannot deliver any
-// more.
-func consumerGone(err error) bool {
-	return errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
-		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // slot is what one of the worker's goroutines reuses from job to job, so

@@ -60,7 +60,7 @@ Only figures from one run compare: the machine's load changes between runs.`,
 	f.String("response-size", "echo", "size of the function's answer, or echo (the job's body)")
 	f.Duration("latency", 0, "the function's own time per call")
 	f.Float64("rate", 0, "enqueue open-loop at this many jobs/s (0: as fast as possible)")
-	f.Int("max-pending", bench.MaxPendingDefault, "enqueue: publish acknowledgements outstanding at most")
+	f.Int("max-pending", bench.MaxPendingDefault, "enqueue: publish acknowledgements outstanding at most (fewer for large bodies: 64 MiB of bodies)")
 	f.Bool("unsigned", false, "do not sign (invoke.oci.auth none; the emulator verifies nothing)")
 	f.Bool("ceilings", false, "also measure the ceilings (a)-(d) and the worker's ratio to them")
 	f.Int("rounds", 1, "measure the worker (and, with --ceilings, (d) right after it) this many times in turn; report the medians")

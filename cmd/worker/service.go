@@ -263,6 +263,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		DrainTimeout:     c.Worker.DrainTimeout,
 		ProgressInterval: c.Worker.ProgressInterval,
 		Prefetch:         c.Worker.Prefetch,
+		PullMaxBytes:     int(c.Worker.PullMaxBytes),
 		Breaker: worker.BreakerConfig{
 			Mode: c.Breaker.Mode, FailureRatio: c.Breaker.FailureRatio, MinRequests: c.Breaker.MinRequests,
 			Interval: c.Breaker.Interval, OpenTimeout: c.Breaker.OpenTimeout, HalfOpenRequests: c.Breaker.HalfOpenRequests,

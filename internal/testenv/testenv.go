@@ -45,6 +45,12 @@ func MaxPayload(n int32) Option {
 	return func(c *queue.EmbeddedConfig) { c.MaxPayload = n }
 }
 
+// MaxPending sets the bytes the server buffers for a slow client before it
+// disconnects it (the default is 64 MiB).
+func MaxPending(n int64) Option {
+	return func(c *queue.EmbeddedConfig) { c.MaxPending = n }
+}
+
 // StartNATS starts an embedded server on a free loopback port with its
 // store in a temp dir, connects, and creates the streams and consumer.
 // topo may be zero for the contract's defaults.
