@@ -41,7 +41,9 @@ type WorkerFunc func(ctx context.Context, env WorkerEnv) error
 
 // SpawnFunc returns a command, not yet started, whose process calls
 // ServeConsumer with its standard input and output (and writes nothing
-// else to its standard output). Config.Spawn.
+// else to its standard output). The bench sets Stdin and Stdout; Stderr
+// is the spawner's (nil: the bench keeps its tail for error messages).
+// Config.Spawn.
 type SpawnFunc func(ctx context.Context) (*exec.Cmd, error)
 
 // WorkerEnv is what a WorkerFunc connects the worker to.

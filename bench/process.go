@@ -124,6 +124,14 @@ func ServeConsumer(ctx context.Context, in io.Reader, out io.Writer, cfg Consume
 	}()
 	var runErr error
 	running := true
+	// finish stops the consumer if it still runs and returns how it ended.
+	finish := func() error {
+		if running {
+			stop()
+			runErr, running = <-done, false
+		}
+		return runErr
+	}
 	for {
 		select {
 		case err := <-done:
@@ -137,13 +145,9 @@ func ServeConsumer(ctx context.Context, in io.Reader, out io.Writer, cfg Consume
 			done = nil
 		case req, ok := <-requests:
 			if !ok {
-				if running {
-					stop()
-					runErr = <-done
-				}
 				reply := consumerReply{Op: opStopped}
-				if runErr != nil {
-					reply.Error = runErr.Error()
+				if err := finish(); err != nil {
+					reply.Error = err.Error()
 				}
 				_ = enc.Encode(reply)
 				return runErr
@@ -184,7 +188,8 @@ func ServeConsumer(ctx context.Context, in io.Reader, out io.Writer, cfg Consume
 				reply.Error = fmt.Sprintf("unknown operation %q", req.Op)
 			}
 			if err := enc.Encode(reply); err != nil {
-				return err
+				// Nobody is listening any more.
+				return errors.Join(err, finish())
 			}
 		}
 	}
