@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"math"
+	"runtime/debug"
 	"testing"
 	"time"
 
+	"github.com/invoke-worker/worker/internal/gcfloor"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -93,5 +96,33 @@ func TestMaxPendingBoundsBytes(t *testing.T) {
 		if got := c.maxPending(); got != tc.want {
 			t.Errorf("body %d, max pending %d: %d, want %d", tc.body, tc.pending, got, tc.want)
 		}
+	}
+}
+
+// During a measured window of an isolated run the load side holds its
+// collector off up to LoadMemoryLimit, and puts both settings back after.
+// Not parallel: GOGC and the memory limit are process-wide.
+func TestHoldGCHoldsTheCollectorAndRestoresIt(t *testing.T) {
+	percent := debug.SetGCPercent(150)
+	limit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
+
+	r := &runner{cfg: Config{LoadMemoryLimit: 1 << 30}}
+	restore := r.holdGC()
+	if p := gcfloor.GOGC(); p != -1 {
+		t.Errorf("GOGC %d during the window, want off", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l != 1<<30 {
+		t.Errorf("memory limit %d during the window, want 1 GiB", l)
+	}
+	restore()
+	if p, l := gcfloor.GOGC(), debug.SetMemoryLimit(-1); p != 150 || l != math.MaxInt64 {
+		t.Errorf("after the window GOGC %d, limit %d; want 150 and no limit", p, l)
+	}
+
+	r.cfg.LoadMemoryLimit = -1 // leaves the collector alone
+	r.holdGC()()
+	if p := gcfloor.GOGC(); p != 150 {
+		t.Errorf("LoadMemoryLimit -1 changed GOGC to %d", p)
 	}
 }

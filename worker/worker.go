@@ -159,7 +159,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// for more only once it was taken: a job waits here until a goroutine
 	// is free, and while it waits no more are pulled than Prefetch.
 	handoff := make(chan jetstream.Msg)
-	var handBack sync.WaitGroup
+	var (
+		handBack       sync.WaitGroup
+		handBackMu     sync.Mutex
+		handBackClosed bool // set once Run waits for handBack
+	)
 	deliver := func(msg jetstream.Msg) {
 		select {
 		case handoff <- msg:
@@ -168,6 +172,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			// JetStream, holding no slot, so it does not wait behind
 			// invocations still running; no invocation, so no heartbeat,
 			// and a slot of its own that the sweeper does not visit.
+			handBackMu.Lock()
+			defer handBackMu.Unlock()
+			if handBackClosed {
+				// Later than the drain allows (feed gave up waiting):
+				// never acknowledged, so JetStream redelivers it after
+				// its ack wait.
+				return
+			}
 			handBack.Go(func() { w.handle(workCtx, msg, true, newSlot()) })
 		}
 	}
@@ -193,6 +205,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.draining.Store(true)
 	<-fed // every job that was on its way is running or handed back
+	handBackMu.Lock()
+	handBackClosed = true
+	handBackMu.Unlock()
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); handBack.Wait(); close(allDone) }()

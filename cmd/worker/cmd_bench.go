@@ -108,7 +108,7 @@ Only figures from one run compare: the machine's load changes between runs.`,
 			return bench.ServeConsumer(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), bench.ConsumerConfig{Worker: bc.Worker, Connect: bc.Connect})
 		}
 		if inProcess, _ := cmd.Flags().GetBool("in-process"); !inProcess {
-			bc.Spawn = spawnConsumer(os.Args[1:], stderr)
+			bc.Spawn = spawnConsumer(g.args, stderr)
 		}
 		if file, _ := cmd.Flags().GetString("cpuprofile"); file != "" {
 			// Created now, so a bad path fails before minutes of load.

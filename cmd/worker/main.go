@@ -49,8 +49,7 @@ func main() {
 
 // run executes the command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
-	root.SetArgs(args)
+	root := newRootCmd(args, stdout, stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -78,16 +77,20 @@ type globalFlags struct {
 	sets       []string
 	logLevel   string
 	logFormat  string
+	// args is the command line after the program name, as given (worker
+	// bench starts its consumer processes with the same).
+	args []string
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &globalFlags{}
+func newRootCmd(args []string, stdout, stderr io.Writer) *cobra.Command {
+	g := &globalFlags{args: args}
 	root := &cobra.Command{
 		Use:           "worker",
 		Short:         "Invoke OCI Functions from NATS JetStream jobs",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
