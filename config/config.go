@@ -93,6 +93,10 @@ type Streams struct {
 	ResultsPrefix string `yaml:"results_prefix"`
 	// DLQPrefix: records go to <prefix>.<reason>.<job-id>. Default "invoke.dlq".
 	DLQPrefix string `yaml:"dlq_prefix"`
+	// WaitPrefix: waiting jobs' scheduled copies are kept in the jobs
+	// stream under <prefix>.<sequence>; it must not overlap jobs_subjects.
+	// Default "invoke.wait".
+	WaitPrefix string `yaml:"wait_prefix"`
 	// Replicas is the stream replica count (1 to 5). Default 1.
 	Replicas int `yaml:"replicas"`
 	// MaxMsgSize is the largest message the streams accept. Default 8MiB.
@@ -155,6 +159,20 @@ type Worker struct {
 	// PerFunctionRate caps invocations per second of one function; 0 is off.
 	// Default 0.
 	PerFunctionRate float64 `yaml:"per_function_rate"`
+	// FairShare shares this process's slots among the functions that have
+	// jobs in flight, and keeps reserved_share of them from any single
+	// function. Default true.
+	FairShare bool `yaml:"fair_share"`
+	// ReservedShare is the share of concurrency no single function may
+	// take (rounded down), so a function with a backlog of slow calls
+	// never holds every slot; 0 reserves none. Default 0.125.
+	ReservedShare float64 `yaml:"reserved_share"`
+	// MetricFunctions bounds how many function ids become metric label
+	// values; later ones count as "other". Default 100.
+	MetricFunctions int `yaml:"metric_functions"`
+	// WaitLogThreshold: a function with this many jobs set waiting within
+	// a minute in this process is logged; 0 is off. Default 1000.
+	WaitLogThreshold int `yaml:"wait_log_threshold"`
 	// ProgressInterval is how often a running job's ack deadline is
 	// extended. Default 10s.
 	ProgressInterval time.Duration `yaml:"progress_interval"`
@@ -374,6 +392,7 @@ func Default() Config {
 			JobsSubjects:    []string{"invoke.jobs.>"},
 			ResultsPrefix:   "invoke.results",
 			DLQPrefix:       "invoke.dlq",
+			WaitPrefix:      "invoke.wait",
 			Replicas:        1,
 			MaxMsgSize:      8 * MiB,
 			ResultsMaxAge:   24 * time.Hour,
@@ -395,6 +414,10 @@ func Default() Config {
 			ProgressInterval: 10 * time.Second,
 			GCMinHeap:        32 * MiB,
 			PullMaxBytes:     16 * MiB,
+			FairShare:        true,
+			ReservedShare:    0.125,
+			MetricFunctions:  100,
+			WaitLogThreshold: 1000,
 		},
 		Invoke: Invoke{
 			APIVersion:    "20260325",

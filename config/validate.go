@@ -46,6 +46,7 @@ func (c Config) Validate() error {
 	}
 	v.subject("streams.results_prefix", s.ResultsPrefix, false)
 	v.subject("streams.dlq_prefix", s.DLQPrefix, false)
+	v.subject("streams.wait_prefix", s.WaitPrefix, false)
 	v.streamOverlaps(s)
 	v.check(s.Replicas >= 1 && s.Replicas <= 5, "streams.replicas", "must be 1 to 5, got %d", s.Replicas)
 	v.sizeRange("streams.max_msg_size", s.MaxMsgSize, 0)
@@ -95,6 +96,14 @@ func (c Config) Validate() error {
 	v.nonNegative("worker.max_job_age", wk.MaxJobAge)
 	v.check(wk.PerFunctionConcurrency >= 0, "worker.per_function_concurrency", "must be 0 (off) or more, got %d", wk.PerFunctionConcurrency)
 	v.check(wk.PerFunctionRate >= 0, "worker.per_function_rate", "must be 0 (off) or more, got %g", wk.PerFunctionRate)
+	v.check(wk.ReservedShare >= 0 && wk.ReservedShare < 1, "worker.reserved_share", "must be from 0 (none) to below 1, got %g", wk.ReservedShare)
+	v.check(wk.MetricFunctions >= 0, "worker.metric_functions", "must not be negative, got %d", wk.MetricFunctions)
+	v.check(wk.WaitLogThreshold >= 0, "worker.wait_log_threshold", "must be 0 (off) or more, got %d", wk.WaitLogThreshold)
+	// A job that was set waiting but whose acknowledgement was lost is
+	// recognised on its redelivery by its copy's Nats-Msg-Id: the
+	// redelivery must come within the duplicate window.
+	v.check(s.DuplicateWindow <= 0 || cs.AckWait <= 0 || s.DuplicateWindow > cs.AckWait, "streams.duplicate_window",
+		"%s must be longer than consumer.ack_wait (%s): a waiting job's lost acknowledgement is recognised by the duplicate window", s.DuplicateWindow, cs.AckWait)
 	v.positive("worker.progress_interval", wk.ProgressInterval)
 	v.check(wk.GCMinHeap >= 0, "worker.gc_min_heap", "must be 0 (off) or more, got %s", wk.GCMinHeap)
 	v.sizeRange("worker.pull_max_bytes", wk.PullMaxBytes, 1<<30)
@@ -375,6 +384,11 @@ func (v *validator) streamOverlaps(s Streams) {
 		v.check(!subjectsOverlap(j, dlq), "streams.dlq_prefix", "%q overlaps streams.jobs_subjects %q", s.DLQPrefix, j)
 	}
 	v.check(!subjectsOverlap(results, dlq), "streams.dlq_prefix", "%q overlaps streams.results_prefix %q", s.DLQPrefix, s.ResultsPrefix)
+	wait := s.WaitPrefix + ".>"
+	for _, j := range s.JobsSubjects {
+		v.check(!subjectsOverlap(j, wait), "streams.wait_prefix", "%q overlaps streams.jobs_subjects %q: workers would take waiting jobs before their time", s.WaitPrefix, j)
+	}
+	v.check(!subjectsOverlap(results, wait) && !subjectsOverlap(dlq, wait), "streams.wait_prefix", "%q overlaps streams.results_prefix or streams.dlq_prefix", s.WaitPrefix)
 }
 
 // subjectsOverlap reports whether some subject matches both patterns.

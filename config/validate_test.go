@@ -219,6 +219,7 @@ func TestAckWaitMustCoverAPrefetchedJobsWait(t *testing.T) {
 	c.Worker.Prefetch = 1
 	c.Worker.Concurrency = 1
 	c.Consumer.AckWait = 5*time.Minute + time.Second
+	c.Streams.DuplicateWindow = 6 * time.Minute
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,8 @@ func EnsureStateStore(ctx context.Context, js jetstream.JetStream, bucket string
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		// Enables per-key TTLs (Mark).
+		LimitMarkerTTL: time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
@@ -65,6 +67,17 @@ func (s *StateStore) Put(ctx context.Context, key string, value []byte) error {
 func (s *StateStore) Delete(ctx context.Context, key string) error {
 	err := s.kv.Delete(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Mark stores value under key unless the key exists, and has JetStream
+// remove it after ttl. A key that exists already is not an error: a mark
+// is written once per delivery, and a retried delivery finds its own.
+func (s *StateStore) Mark(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	_, err := s.kv.Create(ctx, key, value, jetstream.KeyTTL(ttl))
+	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil
 	}
 	return err

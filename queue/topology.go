@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +17,11 @@ type Topology struct {
 	ResultsStream string   // INVOKE_RESULTS
 	DLQStream     string   // INVOKE_DLQ
 	JobsSubjects  []string // invoke.jobs.>
+	// WaitPrefix is where waiting jobs' scheduled copies are stored in the
+	// jobs stream, <WaitPrefix>.<stream sequence>; the shared consumer
+	// does not read it. It must not be matched by JobsSubjects. Default
+	// invoke.wait.
+	WaitPrefix    string
 	ResultsPrefix string   // invoke.results
 	DLQPrefix     string   // invoke.dlq
 	Replicas      int      // 1
@@ -48,6 +54,7 @@ func (t Topology) WithDefaults() Topology {
 	def(&t.DLQStream, "INVOKE_DLQ")
 	def(&t.ResultsPrefix, "invoke.results")
 	def(&t.DLQPrefix, "invoke.dlq")
+	def(&t.WaitPrefix, WaitPrefixDefault)
 	def(&t.Durable, "invoke-workers")
 	def(&t.JobBodies, JobBodiesDefault)
 	def(&t.ResultBodies, ResultBodiesDefault)
@@ -78,6 +85,9 @@ func (t Topology) WithDefaults() Topology {
 	return t
 }
 
+// WaitPrefixDefault is Topology.WaitPrefix's default.
+const WaitPrefixDefault = "invoke.wait"
+
 // Default claim-check buckets.
 const (
 	JobBodiesDefault    = "INVOKE_JOB_BODIES"
@@ -92,9 +102,13 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        t.JobsStream,
-			Description: "invocation jobs (work queue: acknowledged jobs are removed)",
-			Subjects:    t.JobsSubjects,
+			Description: "invocation jobs (work queue: acknowledged jobs are removed) and waiting jobs' scheduled copies",
+			Subjects:    append(append([]string(nil), t.JobsSubjects...), t.WaitPrefix+".>"),
 			Retention:   jetstream.WorkQueuePolicy,
+			// A job that must wait is stored as a copy that JetStream
+			// publishes back to its subject when the wait is over, so
+			// waiting holds none of the consumer's delivery slots.
+			AllowMsgSchedules: true,
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
 			MaxAge:      t.JobsMaxAge,
@@ -144,6 +158,9 @@ func (t Topology) ConsumerConfig() jetstream.ConsumerConfig {
 		// stream, unacknowledged, forever).
 		MaxDeliver:    -1,
 		MaxAckPending: t.MaxAckPending,
+		// Waiting copies live in the same stream (schedules fire within
+		// their stream) but are not jobs until they fire.
+		FilterSubjects: t.JobsSubjects,
 	}
 }
 
@@ -181,6 +198,9 @@ func (t Topology) BodyBuckets() []jetstream.ObjectStoreConfig {
 // when missing and updates them when they differ, and returns the consumer.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {
 	t = t.WithDefaults()
+	if err := t.checkWaitPrefix(); err != nil {
+		return nil, err
+	}
 	for _, sc := range t.Streams() {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
@@ -215,4 +235,32 @@ func CheckStreams(ctx context.Context, js jetstream.JetStream, t Topology) error
 		}
 	}
 	return nil
+}
+
+// ErrWaitPrefixOverlaps means the wait prefix is also a jobs subject: the
+// workers would take waiting copies for jobs before their time.
+var ErrWaitPrefixOverlaps = errors.New("the wait prefix overlaps the jobs subjects")
+
+func (t Topology) checkWaitPrefix() error {
+	wait := t.WaitPrefix + ".x"
+	for _, s := range t.JobsSubjects {
+		if subjectMatches(s, wait) || subjectMatches(s, t.WaitPrefix+".>") {
+			return fmt.Errorf("%w: %s.> is taken by jobs subject %s", ErrWaitPrefixOverlaps, t.WaitPrefix, s)
+		}
+	}
+	return nil
+}
+
+// subjectMatches reports whether filter (with * and >) matches subject.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i] && s[i] != ">" && s[i] != "*") {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }

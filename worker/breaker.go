@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
@@ -13,17 +14,32 @@ import (
 // breakers holds one circuit breaker per key (function or endpoint host),
 // created on first use. Ours is per function on purpose: the OCI SDK's
 // single breaker per client lets one failing function stop them all.
+//
+// The set is bounded: a closed breaker unused for a whole Interval is
+// dropped (its counts would have been reset anyway), and past maxBreakers
+// closed ones go first; so a publisher sending random function ids grows
+// neither memory nor the breaker metrics without bound.
 type breakers struct {
 	cfg     BreakerConfig
 	log     zerolog.Logger
 	metrics *metrics
+	now     func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+	mu    sync.Mutex
+	m     map[string]*breaker
+	swept time.Time
 }
 
-func newBreakers(cfg BreakerConfig, log zerolog.Logger, m *metrics) *breakers {
-	return &breakers{cfg: cfg, log: log, metrics: m, m: map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}}
+type breaker struct {
+	*gobreaker.TwoStepCircuitBreaker[struct{}]
+	used time.Time
+}
+
+// maxBreakers bounds how many breakers one process keeps.
+const maxBreakers = 10000
+
+func newBreakers(cfg BreakerConfig, log zerolog.Logger, m *metrics, now func() time.Time) *breakers {
+	return &breakers{cfg: cfg, log: log, metrics: m, now: now, m: map[string]*breaker{}}
 }
 
 // key is the breaker a function's calls go through, "" when breakers are
@@ -38,14 +54,17 @@ func (b *breakers) key(functionID string) string {
 	return functionID
 }
 
-func (b *breakers) get(key string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+func (b *breakers) get(key string) *breaker {
+	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cb, ok := b.m[key]; ok {
+		cb.used = now
 		return cb
 	}
+	b.sweep(now)
 	cfg := b.cfg
-	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	cb := &breaker{used: now, TwoStepCircuitBreaker: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        key,
 		MaxRequests: uint32(cfg.HalfOpenRequests),
 		Interval:    cfg.Interval,
@@ -68,11 +87,32 @@ func (b *breakers) get(key string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 			}
 			ev.Str("breaker", name).Str("from", from.String()).Str("to", to.String()).Msg("circuit breaker state changed")
 			b.metrics.breakerState(name, to)
+			b.metrics.breakerTransition(to)
 		},
-	})
+	})}
 	b.m[key] = cb
 	b.metrics.breakerState(key, gobreaker.StateClosed)
 	return cb
+}
+
+// sweep drops idle closed breakers, at most once per Interval, or at once
+// when the set is full. Called with b.mu held.
+func (b *breakers) sweep(now time.Time) {
+	full := len(b.m) >= maxBreakers
+	if !full && now.Sub(b.swept) < b.cfg.Interval {
+		return
+	}
+	b.swept = now
+	idle := b.cfg.Interval
+	if full {
+		idle = 0
+	}
+	for key, cb := range b.m {
+		if cb.State() == gobreaker.StateClosed && now.Sub(cb.used) >= idle {
+			delete(b.m, key)
+			b.metrics.breakerGone(key)
+		}
+	}
 }
 
 // allow asks the breaker of functionID for permission to make an attempt.
@@ -92,7 +132,7 @@ func (b *breakers) allow(functionID string) (done func(error), state string, ok 
 	return done, state, true
 }
 
-// States returns every breaker's state by key: closed, half-open or open.
+// states returns every breaker's state by key: closed, half-open or open.
 func (b *breakers) states() map[string]string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +87,86 @@ type Config struct {
 	Logger *zerolog.Logger
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Rand returns uniform random numbers in [0,1) for jitter. Defaults to
+	// math/rand/v2's Float64.
+	Rand func() float64
+
+	// WaitPrefix is where waiting jobs' copies go (Deps.Waits):
+	// <WaitPrefix>.<stream sequence>, a subject of the jobs stream that
+	// the consumer does not read. Defaults to invoke.wait.
+	WaitPrefix string
+	// WaitMarkTTL is how long the mark of a wait is kept (see wait.go): it
+	// must outlast a redelivery of the original, so it is at least the
+	// consumer's AckWait plus the time a delivery takes. Defaults to 10m.
+	WaitMarkTTL time.Duration
+	// NoFairShare turns the fair share off: any function may then take
+	// every slot. See ReservedSlots.
+	NoFairShare bool
+	// ReservedSlots is how many of the Concurrency slots no single
+	// function may take, so that a function with a backlog of slow calls
+	// never holds every slot and other functions' jobs still start; with n
+	// functions in flight, each may hold (Concurrency-ReservedSlots)/n.
+	// Defaults to Concurrency/8 (none below 8 slots); -1 reserves none.
+	ReservedSlots int
+	// MetricFunctions bounds how many function ids become metric label
+	// values (later ones count as "other"). Defaults to 100.
+	MetricFunctions int
+	// WaitLogThreshold is how many of one function's jobs may wait within
+	// a minute before the worker logs it. 0 turns the line off. Defaults
+	// to 1000.
+	WaitLogThreshold int
+	// SampleInterval is how often the consumer's state is read for the
+	// gauges (Deps.Sampler). Defaults to 15s.
+	SampleInterval time.Duration
+}
+
+// Defaults of the waiting and sharing settings.
+const (
+	WaitMarkTTLDefault      = 10 * time.Minute
+	MetricFunctionsDefault  = 100
+	WaitLogThresholdDefault = 1000
+	SampleIntervalDefault   = 15 * time.Second
+	// ReservedSlotsDivisor: ReservedSlots defaults to Concurrency/8.
+	ReservedSlotsDivisor = 8
+)
+
+// withSharingDefaults fills the waiting and sharing settings.
+func (c Config) withSharingDefaults() Config {
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	if c.WaitPrefix == "" {
+		c.WaitPrefix = WaitPrefixDefault
+	}
+	if c.WaitMarkTTL == 0 {
+		c.WaitMarkTTL = WaitMarkTTLDefault
+	}
+	if c.ReservedSlots == 0 {
+		c.ReservedSlots = c.Concurrency / ReservedSlotsDivisor
+	}
+	if c.MetricFunctions == 0 {
+		c.MetricFunctions = MetricFunctionsDefault
+	}
+	if c.WaitLogThreshold == 0 {
+		c.WaitLogThreshold = WaitLogThresholdDefault
+	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = SampleIntervalDefault
+	}
+	return c
+}
+
+// WaitPrefixDefault is Config.WaitPrefix's default (queue.WaitPrefixDefault).
+const WaitPrefixDefault = "invoke.wait"
+
+func (c Config) limitsConfig() limitsConfig {
+	return limitsConfig{
+		concurrency: c.Concurrency,
+		fairShare:   !c.NoFairShare,
+		reserved:    max(0, c.ReservedSlots),
+		maxInFlight: c.PerFunctionConcurrency,
+		perSecond:   c.PerFunctionRate,
+	}
 }
 
 // Breaker modes.
@@ -194,7 +275,7 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return c
+	return c.withSharingDefaults()
 }
 
 // Validate reports the first unusable setting.
@@ -226,6 +307,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: MaxMessage must not be negative, got %d", c.MaxMessage)
 	case c.PerFunctionConcurrency < 0 || c.PerFunctionRate < 0:
 		return errors.New("worker: per-function limits must not be negative")
+	case c.ReservedSlots >= c.Concurrency && c.Concurrency > 1:
+		return fmt.Errorf("worker: ReservedSlots must be from 0 to Concurrency-1 (%d), got %d", c.Concurrency-1, c.ReservedSlots)
+	case c.WaitMarkTTL < 0 || c.SampleInterval < 0 || c.MetricFunctions < 0:
+		return errors.New("worker: WaitMarkTTL, SampleInterval and MetricFunctions must not be negative")
 	}
 	return nil
 }

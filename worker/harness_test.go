@@ -123,6 +123,7 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 		Results:       h.nats.JS,
 		DeadLetters:   dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
 		Replies:       h.nats.Conn,
+		Waits:         h.nats.JS,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -49,19 +48,3 @@ func (hb *heartbeat) beat(now time.Time, every time.Duration) {
 // looks: an extension is at most interval/4 late, well inside the ack
 // wait, which config validation keeps above twice the interval.
 const heartbeatSweepsPerInterval = 4
-
-// sweepHeartbeats sends the owed extensions of hbs until ctx is done.
-func sweepHeartbeats(ctx context.Context, hbs []*heartbeat, every time.Duration) {
-	t := time.NewTicker(every / heartbeatSweepsPerInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			for _, hb := range hbs {
-				hb.beat(now, every)
-			}
-		}
-	}
-}

@@ -1,12 +1,18 @@
 package worker
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 )
 
 // metrics are the worker's Prometheus collectors. A nil *metrics records
 // nothing, so the hot path needs no checks at the call sites.
+//
+// Label values are bounded: function ids become labels for the first
+// MetricFunctions functions a process sees, and "other" after that; job ids
+// never do.
 type metrics struct {
 	jobs        *prometheus.CounterVec
 	completed   prometheus.Counter // jobs{outcome="completed"}, resolved once: the hot path
@@ -15,18 +21,56 @@ type metrics struct {
 	duration    prometheus.Histogram
 	inFlight    prometheus.Gauge
 	breaker     *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
 	deferred    *prometheus.CounterVec
+	waits       *prometheus.CounterVec
+	resumes     *prometheus.CounterVec
+	waitFails   prometheus.Counter
+	nakFails    prometheus.Counter
+	ackFails    prometheus.Counter
 	fetchErrors prometheus.Counter
+
+	consumerPending    prometheus.Gauge
+	consumerAckPending prometheus.Gauge
+	consumerMaxAck     prometheus.Gauge
+	jobsWaiting        prometheus.Gauge
+
+	functions labelCap // function label values
+	breakerMu sync.Mutex
+	breakers  map[string]struct{} // keys with a breaker_state series
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// labelCap admits the first max distinct values as labels; later ones are
+// "other".
+type labelCap struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]struct{}
+}
+
+const otherLabel = "other"
+
+func (c *labelCap) label(v string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.seen[v]; ok {
+		return v
+	}
+	if len(c.seen) >= c.max {
+		return otherLabel
+	}
+	c.seen[v] = struct{}{}
+	return v
+}
+
+func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 	if reg == nil {
 		return nil
 	}
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoke_worker_jobs_total",
-			Help: "Jobs settled, by outcome: completed, retried (given back with a delay), dead_lettered_<reason>, released.",
+			Help: "Jobs settled, by outcome: completed, retried, dead_lettered_<reason>, released, already_completed, result_not_stored, record_not_stored.",
 		}, []string{"outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoke_worker_attempts_total",
@@ -43,20 +87,64 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "invoke_worker_breaker_state",
-			Help: "Circuit breaker state by key (function or host): 0 closed, 1 half-open, 2 open.",
+			Help: "Circuit breaker state by key (function or host): 0 closed, 1 half-open, 2 open. Idle closed breakers are dropped; at most worker.metric_functions keys.",
 		}, []string{"key"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoke_worker_breaker_transitions_total",
+			Help: "Circuit breaker state changes, by the state entered: closed, half-open, open.",
+		}, []string{"to"}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoke_worker_deferred_total",
-			Help: "Jobs given back without an attempt, by cause: breaker_open, function_limit, rate_limit, shutdown.",
+			Help: "Jobs given back in place (holding a delivery slot while they wait), by cause: shutdown, or a wait whose copy could not be stored.",
 		}, []string{"cause"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoke_worker_waits_total",
+			Help: "Jobs set to wait as scheduled copies (holding no delivery slot), by function and cause: retry, breaker_open, fair_share, function_limit, rate_limit, body_unavailable.",
+		}, []string{"function", "cause"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoke_worker_wait_returns_total",
+			Help: "Waiting copies delivered back, by function and the cause they waited for. Fleet-wide, waits minus returns is what is waiting.",
+		}, []string{"function", "cause"}),
+		waitFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invoke_worker_wait_failures_total",
+			Help: "Waits whose copy could not be stored; the job was handed back in place instead.",
+		}),
+		nakFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invoke_worker_nak_failures_total",
+			Help: "Give-backs (Nak) that failed; JetStream redelivers those jobs after their ack wait.",
+		}),
+		ackFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invoke_worker_ack_failures_total",
+			Help: "Acknowledgements that failed after the job's result, record or copy was stored; the redelivery finds it.",
+		}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "invoke_worker_fetch_errors_total",
 			Help: "Failed pull requests on the jobs consumer.",
 		}),
+		consumerPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoke_worker_consumer_pending",
+			Help: "Jobs stored and not yet delivered by the shared consumer (sampled).",
+		}),
+		consumerAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoke_worker_consumer_ack_pending",
+			Help: "Jobs delivered and not yet acknowledged, fleet-wide (sampled); delivery stops at invoke_worker_consumer_max_ack_pending.",
+		}),
+		consumerMaxAck: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoke_worker_consumer_max_ack_pending",
+			Help: "The shared consumer's MaxAckPending.",
+		}),
+		jobsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoke_worker_jobs_waiting",
+			Help: "Waiting copies in the jobs stream, fleet-wide (sampled).",
+		}),
+		functions: labelCap{max: maxFunctions, seen: map[string]struct{}{}},
+		breakers:  map[string]struct{}{},
 	}
 	m.completed = m.jobs.WithLabelValues("completed")
 	m.attempt2xx = m.attempts.WithLabelValues("2xx")
-	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.deferred, m.fetchErrors)
+	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.transitions, m.deferred,
+		m.waits, m.resumes, m.waitFails, m.nakFails, m.ackFails, m.fetchErrors,
+		m.consumerPending, m.consumerAckPending, m.consumerMaxAck, m.jobsWaiting)
 	return m
 }
 
@@ -88,20 +176,89 @@ func (m *metrics) inFlightAdd(d float64) {
 	}
 }
 
+// breakerState sets key's series, for at most functions.max keys at once.
 func (m *metrics) breakerState(key string, s gobreaker.State) {
-	if m != nil {
-		m.breaker.WithLabelValues(key).Set(float64(s))
+	if m == nil {
+		return
+	}
+	m.breakerMu.Lock()
+	defer m.breakerMu.Unlock()
+	if _, ok := m.breakers[key]; !ok {
+		if len(m.breakers) >= m.functions.max {
+			return
+		}
+		m.breakers[key] = struct{}{}
+	}
+	m.breaker.WithLabelValues(key).Set(float64(s))
+}
+
+// breakerGone removes the series of a breaker that was dropped.
+func (m *metrics) breakerGone(key string) {
+	if m == nil {
+		return
+	}
+	m.breakerMu.Lock()
+	defer m.breakerMu.Unlock()
+	if _, ok := m.breakers[key]; ok {
+		delete(m.breakers, key)
+		m.breaker.DeleteLabelValues(key)
 	}
 }
 
-func (m *metrics) defer_(cause string) {
+func (m *metrics) breakerTransition(to gobreaker.State) {
+	if m != nil {
+		m.transitions.WithLabelValues(to.String()).Inc()
+	}
+}
+
+// held counts a job handed back in place.
+func (m *metrics) held(cause string) {
 	if m != nil {
 		m.deferred.WithLabelValues(cause).Inc()
+	}
+}
+
+func (m *metrics) waited(fn, cause string) {
+	if m != nil {
+		m.waits.WithLabelValues(m.functions.label(fn), cause).Inc()
+	}
+}
+
+func (m *metrics) resumed(fn, cause string) {
+	if m != nil {
+		m.resumes.WithLabelValues(m.functions.label(fn), cause).Inc()
+	}
+}
+
+func (m *metrics) waitFailure() {
+	if m != nil {
+		m.waitFails.Inc()
+	}
+}
+
+func (m *metrics) nakFailure() {
+	if m != nil {
+		m.nakFails.Inc()
+	}
+}
+
+func (m *metrics) ackFailure() {
+	if m != nil {
+		m.ackFails.Inc()
 	}
 }
 
 func (m *metrics) fetchError() {
 	if m != nil {
 		m.fetchErrors.Inc()
+	}
+}
+
+func (m *metrics) consumer(s Sample) {
+	if m != nil {
+		m.consumerPending.Set(float64(s.Pending))
+		m.consumerAckPending.Set(float64(s.AckPending))
+		m.consumerMaxAck.Set(float64(s.MaxAckPending))
+		m.jobsWaiting.Set(float64(s.Waiting))
 	}
 }

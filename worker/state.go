@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/invoke-worker/worker/dlq"
 )
@@ -13,6 +14,8 @@ type StateStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string) error
+	// Mark stores value under key unless it exists, for ttl.
+	Mark(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }
 
 // jobState is what a job carries from one delivery to the next.
@@ -72,8 +75,8 @@ func (w *Worker) saveState(ctx context.Context, seq uint64, st *jobState) error 
 	return nil
 }
 
-func (w *Worker) dropState(ctx context.Context, seq uint64, st *jobState) {
-	if w.deps.State == nil || !st.stored {
+func (w *Worker) dropState(ctx context.Context, seq uint64, o outcome) {
+	if w.deps.State == nil || !o.stateStored {
 		return
 	}
 	if err := w.deps.State.Delete(ctx, stateKey(seq)); err != nil {

@@ -38,6 +38,7 @@ func topology(c config.Config) queue.Topology {
 		JobsSubjects:    c.Streams.JobsSubjects,
 		ResultsPrefix:   c.Streams.ResultsPrefix,
 		DLQPrefix:       c.Streams.DLQPrefix,
+		WaitPrefix:      c.Streams.WaitPrefix,
 		Replicas:        c.Streams.Replicas,
 		MaxMsgSize:      int32(c.Streams.MaxMsgSize),
 		JobsMaxAge:      c.Streams.JobsMaxAge,
@@ -271,8 +272,15 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		},
 		PerFunctionConcurrency: c.Worker.PerFunctionConcurrency,
 		PerFunctionRate:        c.Worker.PerFunctionRate,
-		Metrics:                reg,
-		Logger:                 &log,
+		NoFairShare:            !c.Worker.FairShare,
+		ReservedSlots:          reservedSlots(c.Worker),
+		MetricFunctions:        c.Worker.MetricFunctions,
+		WaitLogThreshold:       c.Worker.WaitLogThreshold,
+		WaitPrefix:             topo.WaitPrefix,
+		// A wait's mark must outlast the original's redelivery.
+		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*topo.AckWait),
+		Metrics:     reg,
+		Logger:      &log,
 	}, worker.Deps{
 		Consumer:      source,
 		State:         state,
@@ -282,6 +290,8 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
 		Replies:       nc,
 		Bodies:        queue.NewBodies(js, topo),
+		Waits:         js,
+		Sampler:       consumerSampler{js: js, topo: topo},
 	})
 	if err != nil {
 		return err
@@ -391,3 +401,23 @@ func waitRunning(ctx context.Context, w *worker.Worker) {
 
 // hostPort returns a printable address for a listener.
 func hostPort(a net.Addr) string { return strings.TrimPrefix(a.String(), "tcp://") }
+
+// reservedSlots turns worker.reserved_share into a slot count; -1 (none)
+// when the share rounds down to no slot.
+func reservedSlots(w config.Worker) int {
+	if n := int(float64(w.Concurrency) * w.ReservedShare); n > 0 {
+		return n
+	}
+	return -1
+}
+
+// consumerSampler reads the consumer's state for the worker's gauges.
+type consumerSampler struct {
+	js   jetstream.JetStream
+	topo queue.Topology
+}
+
+func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
+	cs, err := queue.ReadConsumerState(ctx, s.js, s.topo)
+	return worker.Sample(cs), err
+}

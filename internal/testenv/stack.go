@@ -163,6 +163,7 @@ func RunStack(cfg StackConfig) (st *Stack, err error) {
 		Results:       st.JS,
 		DeadLetters:   dlq.NewWriter(st.JS, st.Topology.DLQStream, st.Topology.DLQPrefix),
 		Replies:       st.Conn,
+		Waits:         st.JS,
 		Bodies:        queue.NewBodies(st.JS, st.Topology),
 	})
 	if err != nil {

@@ -1,0 +1,37 @@
+package job
+
+// Headers of a waiting job's copy (docs/contract.md, "Waiting jobs").
+//
+// A job that must wait (a retry's backoff, an open circuit breaker, a
+// function over its share of a worker) is not handed back to its consumer,
+// where it would hold a delivery slot while it waits: the worker stores a
+// copy as a scheduled message on <wait prefix>.<stream sequence> in the
+// jobs stream, which JetStream publishes back to the job's own subject when
+// the wait is over, and only then acknowledges the original. The copy keeps
+// every header of the job (Nats-Msg-Id kept as Invoke-Original-Msg-Id, the
+// job id made explicit in Invoke-Job-Id) and carries what the next
+// delivery must know in the Invoke-Wait-* headers below. Those are the
+// worker's own: a dead-letter record drops them, so a replayed job starts
+// afresh.
+const (
+	// HeaderWaitPrefix is what every header below starts with.
+	HeaderWaitPrefix = "Invoke-Wait-"
+	// HeaderWaitAttempts: attempts charged before the copy was stored
+	// (decimal, 0..max_attempts).
+	HeaderWaitAttempts = "Invoke-Wait-Attempts"
+	// HeaderWaitDefers: waits in a row without an attempt (decimal); each
+	// one waits longer, so a long outage costs ever fewer deliveries.
+	HeaderWaitDefers = "Invoke-Wait-Defers"
+	// HeaderWaitCause: why the job waited (retry, breaker_open, fair_share,
+	// function_limit, rate_limit, body_unavailable).
+	HeaderWaitCause = "Invoke-Wait-Cause"
+	// HeaderWaitEnqueuedAt: when the job was first stored, RFC 3339 with
+	// nanoseconds; the retry budget and the job's age run from it, not from
+	// the copy's own time.
+	HeaderWaitEnqueuedAt = "Invoke-Wait-Enqueued-At"
+	// HeaderWaitHistory: the attempts so far, in the dead-letter record's
+	// Invoke-Attempt-History format.
+	HeaderWaitHistory = "Invoke-Wait-History"
+	// HeaderWaitUntil: when the copy is due, RFC 3339 (informational).
+	HeaderWaitUntil = "Invoke-Wait-Until"
+)

@@ -1,0 +1,220 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/dlq"
+)
+
+// settleTimeout bounds storing a result or record once the decision is
+// made; it runs even while stopping, since the invocation already happened.
+const settleTimeout = 30 * time.Second
+
+// settle carries out d, one function per action. A job is acknowledged
+// only after JetStream stored what replaces it (its result, its
+// dead-letter record, its waiting copy); if that store fails the job is
+// given back in place, to be redelivered, rather than lost.
+func (w *Worker) settle(msg jetstream.Msg, o outcome, d decision, s *slot) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	ev := w.jobLine(o, d)
+	switch d.action {
+	case actComplete:
+		ev = w.settleComplete(ctx, msg, o, d, s, ev)
+	case actDeadLetter:
+		ev = w.settleDeadLetter(ctx, msg, o, d, ev)
+	case actRetry, actDefer:
+		ev = w.settleWait(ctx, msg, o, d, ev)
+	case actRelease:
+		w.settleRelease(ctx, msg, o, d)
+	case actHandBack:
+		w.settleHandBack(ctx, msg, o)
+	case actAcknowledge:
+		w.settleAcknowledge(ctx, msg, o)
+	case actResumeWait:
+		w.settleResumeWait(ctx, msg, o, d)
+	}
+	ev.Msg(d.action.logMessage())
+}
+
+// jobLine starts the job's log line. One line per job is too many at
+// thousands of jobs a second: a completed job logs at debug, a retry at
+// info, a dead letter at warn.
+func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
+	var ev *zerolog.Event
+	switch d.action {
+	case actRetry, actResumeWait:
+		ev = w.log.Info()
+	case actDeadLetter, actRelease:
+		ev = w.log.Warn()
+	default:
+		ev = w.log.Debug()
+	}
+	if ev == nil {
+		return nil
+	}
+	ev = ev.Str("job_id", o.job.ID).Str("function", o.job.FunctionID).Int("attempt", o.attempt)
+	if d.status != 0 {
+		ev = ev.Int("status", d.status)
+	}
+	if o.made && len(o.history) > 0 {
+		ev = ev.Int64("duration_ms", o.history[len(o.history)-1].DurationMs)
+	}
+	if d.cause != "" {
+		ev = ev.Str("cause", d.cause)
+	}
+	return ev
+}
+
+func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcome, d decision, s *slot, ev *zerolog.Event) *zerolog.Event {
+	j := o.job
+	ev = ev.Str("opc_request_id", o.resp.OpcRequestID)
+	res := w.resultMsg(j, o.resp, d.attempts, s)
+	err := w.checkResult(ctx, res, j.ID)
+	if err == nil {
+		err = w.publishResult(ctx, res, j.ID)
+	}
+	if err != nil {
+		// The function ran but its result is not stored: run it again
+		// later rather than acknowledge and lose it.
+		w.log.Error().Err(err).Str("job_id", j.ID).Str("function", j.FunctionID).Msg("result not stored; job given back")
+		w.giveBack(msg, w.policy.giveBack, j.ID)
+		w.metrics.job("result_not_stored")
+		return ev
+	}
+	if j.ReplyTo != "" && w.deps.Replies != nil {
+		reply := &nats.Msg{Subject: j.ReplyTo, Header: res.Header, Data: res.Data}
+		if err := w.deps.Replies.PublishMsg(reply); err != nil {
+			w.log.Warn().Err(err).Str("job_id", j.ID).Str("reply_to", j.ReplyTo).Msg("reply not sent (the result is stored)")
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("ack failed; the job will be redelivered and its result found")
+		w.metrics.ackFailure()
+	}
+	w.dropState(ctx, j.Seq, o)
+	w.dropBody(ctx, j)
+	w.metrics.job("completed")
+	return ev
+}
+
+func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
+	j := o.job
+	ev = ev.Str("reason", string(d.reason))
+	f := dlq.Failure{Reason: d.reason, Error: d.cause, Status: d.status, Attempts: d.attempts, FailedAt: w.cfg.Now(), Worker: w.cfg.ID, History: o.history}
+	if err := w.deps.DeadLetters.DeadLetter(ctx, j, f); err != nil {
+		w.log.Error().Err(err).Str("job_id", j.ID).Str("reason", string(d.reason)).Msg("dead-letter record not stored; job given back")
+		w.giveBack(msg, w.policy.giveBack, j.ID)
+		w.metrics.job("record_not_stored")
+		return ev
+	}
+	if err := msg.TermWithReason(string(d.reason)); err != nil {
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("term failed; the job will be redelivered and its record deduplicated")
+		w.metrics.ackFailure()
+	}
+	w.dropState(ctx, j.Seq, o)
+	w.metrics.job("dead_lettered_" + string(d.reason))
+	return ev
+}
+
+// settleWait makes the job wait d.delay: as a scheduled copy when the
+// worker can (holding no delivery slot), else handed back with a delay.
+func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
+	j := o.job
+	cause := d.cause
+	defers := d.defers
+	if d.action == actRetry {
+		cause, defers = causeRetry, 0
+	}
+	ev = ev.Dur("retry_in", d.delay)
+	if d.action == actRetry {
+		w.metrics.job("retried")
+	}
+	if w.waits() {
+		m := waitMark{Cause: cause, Until: o.now.Add(d.delay), Attempts: d.attempts, Defers: defers, History: o.history}
+		err := w.wait(ctx, msg, j, m)
+		if err == nil {
+			w.dropState(ctx, j.Seq, o)
+			w.metrics.waited(j.FunctionID, cause)
+			w.watch.note(j.FunctionID, cause)
+			return ev
+		}
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not stored; handing the job back with a delay instead")
+		w.metrics.waitFailure()
+	}
+	// In place: the job keeps a delivery slot while it waits.
+	st := jobState{History: o.history, stored: o.stateStored}
+	if d.action == actDefer {
+		st.Free = o.freeDeliveries + 1
+	}
+	if err := w.saveState(ctx, j.Seq, &st); err != nil {
+		// The redelivery will be charged as an attempt: fewer attempts,
+		// never more.
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("job state not stored; the next delivery counts as an attempt")
+	}
+	w.giveBack(msg, d.delay, j.ID)
+	w.metrics.held(cause)
+	return ev
+}
+
+func (w *Worker) settleRelease(ctx context.Context, msg jetstream.Msg, o outcome, d decision) {
+	if o.made && o.job.Seq != 0 {
+		st := jobState{History: o.history, Free: o.freeDeliveries}
+		if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
+			w.log.Debug().Err(err).Str("job_id", o.job.ID).Msg("attempt history not stored")
+		}
+	}
+	w.giveBack(msg, d.delay, o.job.ID)
+	w.metrics.job("released")
+}
+
+func (w *Worker) settleHandBack(ctx context.Context, msg jetstream.Msg, o outcome) {
+	st := jobState{History: o.history, Free: o.freeDeliveries + 1}
+	if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
+		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("hand-back not recorded; the next delivery counts as an attempt")
+	}
+	w.giveBack(msg, 0, o.job.ID)
+	w.metrics.held(causeShutdown)
+}
+
+func (w *Worker) settleAcknowledge(ctx context.Context, msg jetstream.Msg, o outcome) {
+	if err := msg.Ack(); err != nil {
+		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("ack failed")
+		w.metrics.ackFailure()
+	}
+	w.dropState(ctx, o.job.Seq, o)
+	w.dropBody(ctx, o.job)
+	w.metrics.job("already_completed")
+}
+
+func (w *Worker) settleResumeWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision) {
+	if err := w.finishWait(ctx, msg, o.job, *o.resume); err != nil {
+		// The mark stays: the next redelivery tries again.
+		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("waiting copy not stored; the job will be redelivered to finish its wait")
+		w.giveBack(msg, w.policy.giveBack, o.job.ID)
+		return
+	}
+	w.metrics.waited(o.job.FunctionID, d.cause)
+}
+
+// giveBack hands msg back to JetStream for redelivery after delay. If that
+// fails (the connection is down), nothing more can be done from here: the
+// server redelivers the job once its ack wait (consumer.ack_wait) passes,
+// so a short retry becomes a long one, but nothing is lost.
+func (w *Worker) giveBack(msg jetstream.Msg, delay time.Duration, jobID string) {
+	var err error
+	if delay > 0 {
+		err = msg.NakWithDelay(delay)
+	} else {
+		err = msg.Nak()
+	}
+	if err != nil {
+		w.log.Warn().Err(err).Str("job_id", jobID).Dur("delay", delay).Msg("give-back failed; JetStream redelivers the job after its ack wait")
+		w.metrics.nakFailure()
+	}
+}
