@@ -6,8 +6,8 @@
 // check) without the caller noticing: Enqueue stores them, Await returns
 // them whole.
 //
-// It speaks the contract of CONTRACT.md and nothing else, so a service can
-// import it without the worker; it does not create streams (a worker
+// It speaks the contract of docs/contract.md and nothing else, so a
+// service can import it without the worker; it does not create streams (a worker
 // does) and it does not log: every failure is an error, per job where a
 // batch is concerned.
 package client

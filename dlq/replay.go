@@ -662,9 +662,10 @@ func (c *subjectCheck) check(ctx context.Context, subject string) error {
 }
 
 // doomed says why the worker will dead-letter msg again without invoking
-// it, or "".
+// it, or "". It applies the worker's own checks, request limit included, so
+// that a dry run sees what the replay would meet.
 func (s *Store) doomed(msg *nats.Msg) string {
-	j, err := job.Parse(job.Message{Subject: msg.Subject, Header: msg.Header, Data: msg.Data}, job.Limits{})
+	j, err := job.Parse(job.Message{Subject: msg.Subject, Header: msg.Header, Data: msg.Data}, job.Limits{MaxBody: s.cfg.RequestLimit})
 	if err != nil {
 		return "invalid again: " + strings.TrimPrefix(err.Error(), job.ErrInvalid.Error()+": ")
 	}

@@ -504,3 +504,33 @@ func TestReplayChecksWhereAndWhetherAJobCanRun(t *testing.T) {
 		t.Fatalf("record of an expired job: %+v", ev)
 	}
 }
+
+// TestReplayFlagsABodyOverTheRequestLimit: a record whose body is over the
+// function service's request limit would be dead-lettered as invalid again
+// at once; a dry run says so, as a real replay does, without being told
+// the limit (the default is OCI Functions' 6 MiB).
+func TestReplayFlagsABodyOverTheRequestLimit(t *testing.T) {
+	t.Parallel()
+	n := startNATS(t)
+	fx := sixty(time.Now())
+	big, small := fx[1], fx[5]
+	big.id, big.body = "big", bytes.Repeat([]byte("x"), 6<<20+1)
+	seqs := write(t, n, []fixture{big, small})
+	s := newStore(t, n)
+
+	for _, dry := range []bool{true, false} {
+		events := map[uint64]dlq.ReplayEvent{}
+		res, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true, DryRun: dry, Keep: true,
+			OnEvent: func(ev dlq.ReplayEvent) { events[ev.Record.Seq] = ev }})
+		if err != nil || res.Replayed != 2 {
+			t.Fatalf("dry run %v: %+v, %v", dry, res, err)
+		}
+		if w := events[seqs[0]].Warning; !strings.Contains(w, "invalid again") || !strings.Contains(w, "request limit") {
+			ev := events[seqs[0]]
+			t.Fatalf("dry run %v: the body over the request limit is not flagged: %s, warning %q", dry, ev.Outcome, ev.Warning)
+		}
+		if w := events[seqs[1]].Warning; w != "" {
+			t.Fatalf("dry run %v: a small body is flagged: %q", dry, w)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/job"
 )
 
 // Defaults of StoreConfig.
@@ -44,6 +46,11 @@ type StoreConfig struct {
 	// ReplayMarkerTTL is how long a replay marker lives. Default: the
 	// dead-letter stream's max age (a kept record cannot outlive it).
 	ReplayMarkerTTL time.Duration
+	// RequestLimit is the largest job body the workers accept
+	// (invoke.request_limit): a replayed job over it is flagged as invalid
+	// again, on a dry run as on a real replay. Default
+	// job.RequestLimitDefault (6 MiB).
+	RequestLimit int64
 	// Logger reports what the caller cannot act on (a failed cleanup).
 	// Defaults to zerolog.Nop().
 	Logger *zerolog.Logger
@@ -63,6 +70,9 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	def(&c.ResultsStream, ResultsStreamDefault)
 	def(&c.ResultsPrefix, ResultsPrefixDefault)
 	def(&c.ReplayBucket, bucketName(c.Stream+ReplayBucketSuffix))
+	if c.RequestLimit == 0 {
+		c.RequestLimit = job.RequestLimitDefault
+	}
 	if c.Logger == nil {
 		l := zerolog.Nop()
 		c.Logger = &l
@@ -94,6 +104,9 @@ func (c StoreConfig) Validate() error {
 	}
 	if c.ReplayMarkerTTL < 0 {
 		return fieldErr("replay marker ttl", "%s: must not be negative", c.ReplayMarkerTTL)
+	}
+	if c.RequestLimit < 0 {
+		return fieldErr("request limit", "%d: must not be negative", c.RequestLimit)
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 package job
 
-// Job headers set by publishers (CONTRACT.md, "A job").
+// Job headers set by publishers (docs/contract.md, "A job").
 const (
 	HeaderFunctionID   = "Invoke-Function-Id"
 	HeaderMsgID        = "Nats-Msg-Id"
@@ -16,7 +16,7 @@ const (
 	HeaderTracestate   = "tracestate"
 )
 
-// Result headers set by workers (CONTRACT.md, "A result"). Results also carry
+// Result headers set by workers (docs/contract.md, "A result"). Results also carry
 // HeaderMsgID, HeaderJobID, HeaderFunctionID, HeaderOpcRequestID and
 // HeaderContentType.
 const (
@@ -28,7 +28,8 @@ const (
 	HeaderBodyObject  = "Invoke-Body-Object"
 )
 
-// Dead-letter headers set by workers (CONTRACT.md, "A dead-letter record").
+// Dead-letter headers set by workers (docs/contract.md, "A dead-letter
+// record").
 const (
 	HeaderOriginalMsgID   = "Invoke-Original-Msg-Id"
 	HeaderDLQReason       = "Invoke-Dlq-Reason"

@@ -60,6 +60,11 @@ type Limits struct {
 	MaxBody int64
 }
 
+// RequestLimitDefault is OCI Functions' request limit, 6 MiB: what a
+// request limit left at zero means wherever a caller stands for the
+// worker (invoke.request_limit in docs/contract.md).
+const RequestLimitDefault = 6 << 20
+
 // Parse validates msg and returns the job. On failure the returned Job still
 // carries ID (a safe fallback when the given one is unusable), the original
 // headers, body and provenance, and the error wraps ErrInvalid with a

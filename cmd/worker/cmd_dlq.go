@@ -211,6 +211,7 @@ func openStore(ctx context.Context, g *globalFlags) (*dlqSession, error) {
 		JobsStream:    topo.JobsStream,
 		ResultsStream: topo.ResultsStream,
 		ResultsPrefix: topo.ResultsPrefix,
+		RequestLimit:  int64(cfg.Invoke.RequestLimit),
 		Logger:        &log,
 	})
 	if err != nil {

@@ -281,3 +281,20 @@ func TestDlqReplayAgainstAWorkerProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestDlqReplayDryRunAppliesTheConfiguredRequestLimit: a dry run flags a
+// job whose body is over invoke.request_limit as invalid again, as the
+// worker would dead-letter it, and says so in its summary.
+func TestDlqReplayDryRunAppliesTheConfiguredRequestLimit(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t, queue.Topology{})
+	writeDLQ(t, n) // bodies of 6 to 8 bytes: only job-10's {"n":10} is over 7
+	code, out, errOut := runCLI(t, "dlq", "replay", "--all", "--dry-run", "--set", "invoke.request_limit=7", "--nats", n.Server.ClientURL())
+	if code != 0 || !strings.Contains(out, "1 of these jobs fail again at once") {
+		t.Fatalf("replay --dry-run: %d\n%s%s", code, out, errOut)
+	}
+	line := regexp.MustCompile(`(?m)^.*job-10 .*$`).FindString(out)
+	if !strings.Contains(line, "invalid again") || !strings.Contains(line, "request limit of 7 bytes") {
+		t.Fatalf("job-10's line does not say it is over the request limit: %q\n%s", line, out)
+	}
+}

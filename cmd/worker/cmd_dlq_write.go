@@ -34,8 +34,9 @@ leaves it). A replayed job is a new message: it gets a fresh retry budget.
 Safe to interrupt and run again: each job carries a Nats-Msg-Id derived from
 the record (replay-INVOKE_DLQ-<seq>), and a marker in the KV bucket
 INVOKE_DLQ_REPLAYS remembers every replayed record, so running a replay again
-does not enqueue a job twice (docs/operations.md has the one narrow exception).
-Ctrl-C stops between records, never in the middle of one.
+does not enqueue a job twice (docs/operations.md, "Replay safely", has the
+one narrow exception). Ctrl-C stops between records, never in the middle of
+one.
 
 SEQ is a record sequence (42) or a range (40-50). --all selects every record
 the filters select. --dry-run prints what would happen and changes nothing.
