@@ -74,9 +74,15 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 		if len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
 			continue
 		}
+		// A waiting copy's own headers (attempts, history, first-stored
+		// time) belong to this run of the job: a replay starts afresh.
+		if len(k) >= len(job.HeaderWaitPrefix) && strings.EqualFold(k[:len(job.HeaderWaitPrefix)], job.HeaderWaitPrefix) {
+			continue
+		}
 		h[k] = append([]string(nil), vs...)
 	}
 	if id := j.Header.Get(job.HeaderMsgID); id != "" {
+		// (A waiting copy has none: it carries Invoke-Original-Msg-Id.)
 		h.Set(job.HeaderOriginalMsgID, id)
 	}
 	h.Set(job.HeaderJobID, j.ID)

@@ -48,12 +48,12 @@ func capJitter(d time.Duration, factor float64, limit time.Duration, rnd func() 
 // cause's hint (or base), doubled for each wait in a row, up to the cap,
 // ±20%. A function that stays down then costs fewer and fewer deliveries
 // of each of its jobs, instead of cycling its whole backlog through the
-// fleet every breaker period.
+// fleet every breaker period. A job waiting for a slot of its function
+// waits for its place in the function's line instead (see pace).
 const (
 	deferJitter        = 0.2
-	deferMaxDoublings  = 4
-	shareDeferBase     = time.Second
-	shareDeferCap      = 30 * time.Second
+	deferMaxDoublings  = 5
+	shareDeferCap      = 15 * time.Minute
 	breakerDeferCapMul = 8 // an open breaker's job waits at most 8 open periods
 )
 
@@ -66,7 +66,9 @@ func (c Config) deferFor(rnd func() float64) func(cause string, defers int, hint
 			base = max(hint, c.Breaker.OpenTimeout)
 			limit = breakerDeferCapMul * c.Breaker.OpenTimeout
 		case causeFairShare, causeFunctionLimit:
-			base, limit = max(hint, shareDeferBase), shareDeferCap
+			// The hint is the job's place in the function's line for a
+			// slot (see pace): no doubling, it already grows with the line.
+			return capJitter(min(hint, shareDeferCap), deferJitter, shareDeferCap, rnd)
 		case causeBodyUnavailable:
 			base, limit = c.Retry.InitialInterval, c.Retry.MaxInterval
 		case causeRateLimit:

@@ -178,7 +178,8 @@ func (w *Worker) try(ctx context.Context, o *outcome, stopping bool) {
 		o.deferCause, o.deferHint = cause, wait
 		return
 	}
-	defer release()
+	var took time.Duration
+	defer func() { release(took) }()
 	if wait > 0 {
 		// Bounded by maxRateWait; a stop cuts it short.
 		t := time.NewTimer(wait)
@@ -199,6 +200,7 @@ func (w *Worker) try(ctx context.Context, o *outcome, stopping bool) {
 	start := w.cfg.Now()
 	o.resp, o.err = w.attempt(ctx, j, o.attempt)
 	elapsed := w.cfg.Now().Sub(start)
+	took = elapsed
 	done(o.err)
 	o.made = true
 

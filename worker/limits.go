@@ -23,7 +23,45 @@ type functionLimits struct {
 	mu       sync.Mutex
 	inFlight map[string]int
 	limiters map[string]*limiter
+	paces    map[string]*pace
 	swept    time.Time
+}
+
+// pace spreads the jobs of a function that waits for a slot over the time
+// its slots will take to free up, so that each comes back about when a
+// slot is free for it: a backlog of slow calls costs about one wait per
+// job, not one per job per second, and stays roughly in order.
+type pace struct {
+	avg     time.Duration // moving average of its invocations' durations
+	started time.Time     // when its in-flight count last left zero
+	next    time.Time     // when the last job sent waiting is due
+}
+
+// paceIdle is how long a function's pace is kept once nothing of it is in
+// flight or due.
+const paceIdle = time.Minute
+
+// dueIn says how long the next job of fn to wait should wait, given that
+// limit of its invocations run at a time, and books that place. Called
+// with l.mu held.
+func (l *functionLimits) dueIn(fn string, limit int, now time.Time) time.Duration {
+	p := l.paces[fn]
+	if p == nil {
+		p = &pace{}
+		l.paces[fn] = p
+	}
+	d := p.avg
+	if d == 0 {
+		// No call has finished yet: the running ones have taken at
+		// least this long.
+		d = max(100*time.Millisecond, now.Sub(p.started))
+	}
+	step := d / time.Duration(max(1, limit))
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(step)
+	return p.next.Sub(now)
 }
 
 type limitsConfig struct {
@@ -40,7 +78,7 @@ type limiter struct {
 }
 
 func newFunctionLimits(cfg limitsConfig) *functionLimits {
-	return &functionLimits{cfg: cfg, inFlight: map[string]int{}, limiters: map[string]*limiter{}}
+	return &functionLimits{cfg: cfg, inFlight: map[string]int{}, limiters: map[string]*limiter{}, paces: map[string]*pace{}}
 }
 
 // maxRateWait is the longest a job waits in its slot for the function's
@@ -62,18 +100,21 @@ func (l *functionLimits) share(fn string) int {
 	return max(1, usable/n)
 }
 
-// acquire takes a place for one invocation of fn. It returns release, or
-// the cause (fair_share, function_limit, rate_limit) and how long the
-// cause expects the wait to be (0: it does not know). A wait up to
-// maxRateWait is returned with release: the caller waits, then invokes.
-func (l *functionLimits) acquire(fn string, now time.Time) (release func(), wait time.Duration, cause string) {
+// acquire takes a place for one invocation of fn. It returns release (to
+// call with the invocation's duration, 0 if none was made), or the cause
+// (fair_share, function_limit, rate_limit) and how long the job should
+// wait. A wait up to maxRateWait is returned with release: the caller
+// waits, then invokes.
+func (l *functionLimits) acquire(fn string, now time.Time) (release func(took time.Duration), wait time.Duration, cause string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.maxInFlight > 0 && l.inFlight[fn] >= l.cfg.maxInFlight {
-		return nil, 0, causeFunctionLimit
+		return nil, l.dueIn(fn, l.cfg.maxInFlight, now), causeFunctionLimit
 	}
-	if l.cfg.fairShare && l.inFlight[fn] >= l.share(fn) {
-		return nil, 0, causeFairShare
+	if l.cfg.fairShare {
+		if share := l.share(fn); l.inFlight[fn] >= share {
+			return nil, l.dueIn(fn, share, now), causeFairShare
+		}
 	}
 	if l.cfg.perSecond > 0 {
 		lim, ok := l.limiters[fn]
@@ -91,21 +132,39 @@ func (l *functionLimits) acquire(fn string, now time.Time) (release func(), wait
 			}
 			wait = d
 		}
-		l.sweep(now)
+	}
+	if l.inFlight[fn] == 0 {
+		if p := l.paces[fn]; p != nil {
+			p.started = now
+		} else if l.tracksPace() {
+			l.paces[fn] = &pace{started: now}
+		}
 	}
 	l.inFlight[fn]++
-	return func() {
+	l.sweep(now)
+	return func(took time.Duration) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		if p := l.paces[fn]; p != nil && took > 0 {
+			if p.avg == 0 {
+				p.avg = took
+			} else {
+				p.avg = (7*p.avg + took) / 8
+			}
+		}
 		if l.inFlight[fn]--; l.inFlight[fn] <= 0 {
 			delete(l.inFlight, fn)
 		}
 	}, wait, ""
 }
 
-// sweep drops limiters unused for limiterIdle, at most once per
-// limiterIdle, so that a stream of distinct function ids cannot grow the
-// map without bound. The in-flight map needs none: entries go at zero.
+// tracksPace: paces are only needed when a function can be made to wait
+// for a slot.
+func (l *functionLimits) tracksPace() bool { return l.cfg.fairShare || l.cfg.maxInFlight > 0 }
+
+// sweep drops limiters and paces unused for a minute, at most once a
+// minute, so that a stream of distinct function ids cannot grow the maps
+// without bound. The in-flight map needs none: entries go at zero.
 func (l *functionLimits) sweep(now time.Time) {
 	if now.Sub(l.swept) < limiterIdle {
 		return
@@ -116,11 +175,20 @@ func (l *functionLimits) sweep(now time.Time) {
 			delete(l.limiters, fn)
 		}
 	}
+	for fn, p := range l.paces {
+		last := p.next
+		if p.started.After(last) {
+			last = p.started
+		}
+		if l.inFlight[fn] == 0 && now.Sub(last) > paceIdle {
+			delete(l.paces, fn)
+		}
+	}
 }
 
 // size is how many functions the limits track (for tests).
-func (l *functionLimits) size() (inFlight, limiters int) {
+func (l *functionLimits) size() (inFlight, limiters, paces int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.inFlight), len(l.limiters)
+	return len(l.inFlight), len(l.limiters), len(l.paces)
 }
