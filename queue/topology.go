@@ -22,10 +22,10 @@ type Topology struct {
 	// does not read it. It must not be matched by JobsSubjects. Default
 	// invoke.wait.
 	WaitPrefix    string
-	ResultsPrefix string   // invoke.results
-	DLQPrefix     string   // invoke.dlq
-	Replicas      int      // 1
-	MaxMsgSize    int32    // 8 MiB
+	ResultsPrefix string // invoke.results
+	DLQPrefix     string // invoke.dlq
+	Replicas      int    // 1
+	MaxMsgSize    int32  // 8 MiB
 	JobsMaxAge    time.Duration
 	ResultsMaxAge time.Duration // 24h
 	DLQMaxAge     time.Duration // 30 days
@@ -109,11 +109,11 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			// publishes back to its subject when the wait is over, so
 			// waiting holds none of the consumer's delivery slots.
 			AllowMsgSchedules: true,
-			Storage:     jetstream.FileStorage,
-			Replicas:    t.Replicas,
-			MaxAge:      t.JobsMaxAge,
-			MaxMsgSize:  t.MaxMsgSize,
-			Duplicates:  t.DuplicateWindow,
+			Storage:           jetstream.FileStorage,
+			Replicas:          t.Replicas,
+			MaxAge:            t.JobsMaxAge,
+			MaxMsgSize:        t.MaxMsgSize,
+			Duplicates:        t.DuplicateWindow,
 		},
 		{
 			Name:        t.ResultsStream,

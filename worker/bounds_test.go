@@ -163,8 +163,10 @@ func TestRateLimitWaitEndsWhenTheWorkerStops(t *testing.T) {
 	t.Parallel()
 	// 4.5 a second: a burst of 4, then one every 222ms.
 	w, err := New(Config{ID: "t", PerFunctionRate: 4.5, Concurrency: 1}, Deps{
-		Consumer:    func(context.Context) (jetstream.Consumer, error) { return nil, errors.New("unused") },
-		Invoker:     invokerFunc(func(context.Context, invoke.Request) (*invoke.Response, error) { return &invoke.Response{Status: 200}, nil }),
+		Consumer: func(context.Context) (jetstream.Consumer, error) { return nil, errors.New("unused") },
+		Invoker: invokerFunc(func(context.Context, invoke.Request) (*invoke.Response, error) {
+			return &invoke.Response{Status: 200}, nil
+		}),
 		Results:     noPublisher{},
 		DeadLetters: noDeadLetters{},
 	})
@@ -207,4 +209,6 @@ func (noPublisher) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishOp
 
 type noDeadLetters struct{}
 
-func (noDeadLetters) DeadLetter(context.Context, job.Job, dlq.Failure) error { return errors.New("unused") }
+func (noDeadLetters) DeadLetter(context.Context, job.Job, dlq.Failure) error {
+	return errors.New("unused")
+}
