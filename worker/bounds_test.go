@@ -212,3 +212,30 @@ type noDeadLetters struct{}
 func (noDeadLetters) DeadLetter(context.Context, job.Job, dlq.Failure) error {
 	return errors.New("unused")
 }
+
+// TestManyWaitsOfOneFunctionAreLogged: once a function's jobs pass the
+// threshold of waits within a minute, one line says so; the next window
+// starts afresh.
+func TestManyWaitsOfOneFunctionAreLogged(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)}
+	var logs bytes.Buffer
+	ww := newWaitWatch(3, clock.Now, zerolog.New(&logs))
+	for range 10 {
+		ww.note("fn-a", causeBreakerOpen)
+	}
+	ww.note("fn-b", causeRetry)
+	if n := strings.Count(logs.String(), "many jobs of one function are waiting"); n != 1 {
+		t.Fatalf("%d lines for 10 waits of fn-a and 1 of fn-b, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"function":"fn-a"`) || !strings.Contains(logs.String(), `"cause":"breaker_open"`) {
+		t.Fatalf("line: %s", logs.String())
+	}
+	clock.Add(time.Minute)
+	for range 3 {
+		ww.note("fn-a", causeBreakerOpen)
+	}
+	if n := strings.Count(logs.String(), "many jobs of one function are waiting"); n != 2 {
+		t.Fatalf("%d lines after a new window, want 2", n)
+	}
+}

@@ -43,6 +43,16 @@ type harness struct {
 	// source, when set, is the worker's ConsumerSource instead of the
 	// consumer StartNATS created.
 	source worker.ConsumerSource
+	// sampler wires the consumer-state gauges.
+	sampler bool
+}
+
+// consumerSampler reads the consumer's state for the worker's gauges.
+type consumerSampler struct{ n *testenv.NATS }
+
+func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
+	cs, err := queue.ReadConsumerState(ctx, s.n.JS, s.n.Topology)
+	return worker.Sample(cs), err
 }
 
 // fastRetry keeps retry tests quick without changing what they assert.
@@ -115,7 +125,12 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 	if source == nil {
 		source = func(context.Context) (jetstream.Consumer, error) { return cons, nil }
 	}
+	var sampler worker.Sampler
+	if h.sampler {
+		sampler = consumerSampler{h.nats}
+	}
 	w, err := worker.New(cfg, worker.Deps{
+		Sampler:       sampler,
 		Consumer:      source,
 		State:         state,
 		StoredResults: resultsStream(t, h.nats),

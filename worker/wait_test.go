@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/invoke/emulator"
@@ -31,10 +32,14 @@ func TestWaitingJobsHoldNoDeliverySlot(t *testing.T) {
 	h.nats = testenv.StartNATS(t, queue.Topology{MaxAckPending: maxAckPending})
 	h.creds = testenv.Credentials(t)
 	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{fnBroken: {Status: 502}})
+	reg := prometheus.NewRegistry()
+	h.sampler = true
 	h.startWorker(worker.Config{
 		Concurrency: 8,
 		// Opens after 5 failures and stays open for the whole test.
-		Breaker: worker.BreakerConfig{FailureRatio: 0.5, MinRequests: 5, Interval: time.Minute, OpenTimeout: 5 * time.Minute, HalfOpenRequests: 1},
+		Breaker:        worker.BreakerConfig{FailureRatio: 0.5, MinRequests: 5, Interval: time.Minute, OpenTimeout: 5 * time.Minute, HalfOpenRequests: 1},
+		Metrics:        reg,
+		SampleInterval: 50 * time.Millisecond,
 	}, testenv.Signer(t, h.creds))
 	for i := range broken {
 		h.publish("invoke.jobs.broken", jobHeader(fnBroken, fmt.Sprintf("b-%d", i)), []byte("b"))
@@ -60,6 +65,43 @@ func TestWaitingJobsHoldNoDeliverySlot(t *testing.T) {
 	if c := h.emu.Stats().Functions[fnBroken].Calls; c > 20 {
 		t.Fatalf("the broken function was called %d times with its breaker open", c)
 	}
+	// Visible: the waits by function and cause, what the server holds.
+	testenv.Eventually(t, "the consumer gauges", func() bool {
+		return gauge(t, reg, "invoke_worker_jobs_waiting", nil) == broken &&
+			gauge(t, reg, "invoke_worker_consumer_max_ack_pending", nil) == maxAckPending &&
+			gauge(t, reg, "invoke_worker_consumer_ack_pending", nil) == 0
+	})
+	if n := gauge(t, reg, "invoke_worker_waits_total", map[string]string{"function": fnBroken, "cause": "breaker_open"}); n < broken-20 {
+		t.Fatalf("waits_total{breaker_open} = %v for %d deferred jobs", n, broken)
+	}
+}
+
+// gauge reads one series of a gathered metric (a gauge's or a counter's
+// value); 0 when absent.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue series
+				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // TestWaitingCopyKeepsTheJobsIdentityAttemptsAndAge: a job retried through
