@@ -32,6 +32,8 @@ behaviour is chosen per function:
   hang                       never answer
   drop                       close the connection without an answer
   size=1024                  answer with 1024 bytes instead of the echo
+  trickle=100ms              send the headers at once, then the body 1 KiB at a time, 100ms apart
+  gzip                       gzip the body and say so in Content-Encoding
 
 Combine with commas: --function ocid1.fnfunc.oc1.phx.aaaa=fail=2,latency=50ms
 Admin routes: GET /emulator/stats, PUT /emulator/functions/{id} (body: spec),

@@ -28,7 +28,8 @@ const DefaultFailStatus = http.StatusServiceUnavailable
 //     FailFirst nor FailRatio is set, Hang and Drop apply to every call;
 //  4. a succeeding call answers 202 with no body if the request has
 //     "fn-invoke-type: detached" (unless Status >= 400), otherwise Status
-//     (an OCI error body when >= 400), ResponseSize bytes, or the echo.
+//     (an OCI error body when >= 400), ResponseSize bytes, or the echo;
+//     that body is gzip-compressed if Gzip, and trickled out if Trickle.
 //
 // Behaviours have a compact spec form, see ParseBehavior and String.
 type Behavior struct {
@@ -70,10 +71,26 @@ type Behavior struct {
 	// ResponseSize, when positive, answers with that many deterministic bytes
 	// (see SizedBody) instead of the echo. Spec: "size=1024".
 	ResponseSize int
+	// Trickle, when positive, streams a success answer: the status and
+	// headers go out at once, then the body in TrickleChunk pieces with a
+	// wait of Trickle before each, without a Content-Length. It is how a
+	// function that answered and then streams slowly (or stalls) looks to a
+	// client. Spec: "trickle=100ms".
+	Trickle time.Duration
+	// Gzip compresses a success answer's body with gzip and says so in
+	// Content-Encoding, whatever the request's Accept-Encoding, as a
+	// function that compresses on purpose does. Spec: "gzip".
+	Gzip bool
 }
+
+// TrickleChunk is the size of the pieces a Trickle answer is written in.
+const TrickleChunk = 1024
 
 // Echoes reports whether a successful call answers with the request body.
 func (b Behavior) Echoes() bool { return b.Status == 0 && b.ResponseSize == 0 }
+
+// shapesBody reports whether a success body is compressed or trickled.
+func (b Behavior) shapesBody() bool { return b.Trickle > 0 || b.Gzip }
 
 // failStatus is the effective status of an injected failure.
 func (b Behavior) failStatus() int {
@@ -109,6 +126,10 @@ func (b Behavior) Validate() error {
 		return errors.New("hang and drop are exclusive")
 	case b.ResponseSize < 0:
 		return fmt.Errorf("size %d: must not be negative", b.ResponseSize)
+	case b.Trickle < 0:
+		return fmt.Errorf("trickle %s: must not be negative", b.Trickle)
+	case b.Status >= 400 && (b.Trickle > 0 || b.Gzip):
+		return errors.New("trickle and gzip cannot be combined with an error status")
 	}
 	if err := checkSpecText("code", b.Code); err != nil {
 		return err
@@ -150,6 +171,8 @@ func checkSpecText(name, s string) error {
 //	hang              Hang
 //	drop              Drop
 //	size=1024         ResponseSize
+//	trickle=100ms     Trickle (Go duration)
+//	gzip              Gzip
 //
 // Spaces around items are ignored and an empty spec is the echo. Errors name
 // the offending item. Example: "fail=2,fail_status=503" fails twice with 503
@@ -185,6 +208,8 @@ func ParseBehavior(spec string) (Behavior, error) {
 			err = flag(&b.Hang)
 		case "drop":
 			err = flag(&b.Drop)
+		case "gzip":
+			err = flag(&b.Gzip)
 		case "status":
 			b.Status, err = parseInt(val, hasVal)
 		case "fail":
@@ -197,6 +222,8 @@ func ParseBehavior(spec string) (Behavior, error) {
 			b.Latency, err = parseDuration(val, hasVal)
 		case "retry_after":
 			b.RetryAfter, err = parseDuration(val, hasVal)
+		case "trickle":
+			b.Trickle, err = parseDuration(val, hasVal)
 		case "fail_ratio":
 			if !hasVal || val == "" {
 				err = errors.New("needs a value")
@@ -292,6 +319,12 @@ func (b Behavior) String() string {
 	}
 	if b.Drop {
 		parts = append(parts, "drop")
+	}
+	if b.Trickle != 0 {
+		add("trickle", b.Trickle.String())
+	}
+	if b.Gzip {
+		parts = append(parts, "gzip")
 	}
 	return strings.Join(parts, ",")
 }

@@ -25,6 +25,9 @@ func TestParseBehaviorRoundTrip(t *testing.T) {
 		{"drop,fail=3", Behavior{Drop: true, FailFirst: 3}},
 		{"size=1024", Behavior{ResponseSize: 1024}},
 		{"echo,latency=1m30s,fail=1", Behavior{Latency: 90 * time.Second, FailFirst: 1}},
+		{"trickle=100ms", Behavior{Trickle: 100 * time.Millisecond}},
+		{"gzip,size=10", Behavior{Gzip: true, ResponseSize: 10}},
+		{"status=200,gzip,trickle=1s", Behavior{Status: 200, Gzip: true, Trickle: time.Second}},
 	}
 	for _, c := range cases {
 		got, err := ParseBehavior(c.spec)
@@ -65,6 +68,10 @@ func TestParseBehaviorErrors(t *testing.T) {
 		"retry_after=2":            "retry_after=2",
 		"size=-3":                  "size",
 		"code=Bad Code,status=500": "code",
+		"trickle=-1s":              "trickle",
+		"trickle=1s,status=503":    "trickle and gzip",
+		"gzip,status=404":          "trickle and gzip",
+		"gzip=yes":                 "gzip=yes",
 	}
 	for spec, want := range cases {
 		_, err := ParseBehavior(spec)

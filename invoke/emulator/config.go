@@ -40,6 +40,12 @@ type Config struct {
 	Default Behavior
 	// Functions sets per-function behaviours by function id (OCID).
 	Functions map[string]Behavior
+	// KnownFunctionsOnly makes every function that is neither in Functions
+	// nor given a behaviour with SetBehavior unknown: GetFunction and invoke
+	// answer 404 NotAuthorizedOrNotFound for it, as OCI does for a function
+	// that does not exist. By default every well-formed id is a function
+	// with the Default behaviour.
+	KnownFunctionsOnly bool
 
 	// Seed seeds the random source behind Behavior.FailRatio, so a given
 	// seed and call order always produce the same failures.

@@ -6,7 +6,10 @@
 // (signature version 1, rsa-sha256), and answers each function according to a
 // Behavior chosen per function: echo, fixed status, latency, injected
 // failures (first N calls or a seeded ratio), hang, dropped connections,
-// Retry-After and sized responses. It is the dev-mode invoke target and the
+// Retry-After, sized, gzip-compressed and trickled responses. It also
+// answers the management API's GET /{apiVersion}/functions/{functionId}
+// (GetFunction) with itself as the function's invokeEndpoint, or 404 for
+// a function it does not know (Config.KnownFunctionsOnly). It is the dev-mode invoke target and the
 // test double for the queue worker, so it also records what it saw (Stats,
 // Calls) for assertions.
 //

@@ -42,6 +42,7 @@ type Emulator struct {
 	record  bool
 	maxRecs int
 	def     Behavior
+	known   bool // Config.KnownFunctionsOnly
 	handler http.Handler
 	pattern []byte // one aligned block of SizedBody content, written repeatedly
 	bufs    sync.Pool
@@ -59,6 +60,7 @@ type Emulator struct {
 	requests      int64
 	rejectedSig   int64
 	rejectedLarge int64
+	lookups       int64
 	inFlight      int64
 	maxInFlight   int64
 	active        int64 // invoke handlers running, for Close to wait on
@@ -102,6 +104,7 @@ func New(cfg Config) (*Emulator, error) {
 		record:  cfg.RecordCalls,
 		maxRecs: cfg.MaxRecordedCalls,
 		def:     cfg.Default,
+		known:   cfg.KnownFunctionsOnly,
 		rng:     cfg.Rand,
 		fns:     make(map[string]*fnState, len(cfg.Functions)),
 		closing: make(chan struct{}),
@@ -240,6 +243,26 @@ func (e *Emulator) BehaviorOf(functionID string) Behavior {
 		return st.behavior
 	}
 	return e.def
+}
+
+// exists reports whether functionID is a function: any well-formed id,
+// unless Config.KnownFunctionsOnly, when only those configured or given a
+// behaviour are.
+func (e *Emulator) exists(functionID string) bool {
+	if !e.known {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.fns[functionID]
+	return ok
+}
+
+// countLookup counts a GetFunction request.
+func (e *Emulator) countLookup() {
+	e.mu.Lock()
+	e.lookups++
+	e.mu.Unlock()
 }
 
 // stateLocked returns the function's state, creating it with the default

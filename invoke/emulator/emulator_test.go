@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -283,6 +284,67 @@ func TestBehaviors(t *testing.T) {
 		if st := e.Stats().Functions["dropper"]; st.Dropped != 1 || st.Statuses[200] != 1 {
 			t.Fatalf("stats %+v", st)
 		}
+	})
+
+	t.Run("gzip", func(t *testing.T) {
+		set("zipper", "gzip")
+		tr := &http.Transport{DisableCompression: true} // see the bytes as sent
+		t.Cleanup(tr.CloseIdleConnections)
+		req := newInvoke(t, context.Background(), invokeURL(e, "zipper"), []byte("ping"), "text/plain")
+		r := do(t, &http.Client{Transport: tr}, req)
+		if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" || r.header.Get("Content-Length") != strconv.Itoa(len(r.body)) {
+			t.Fatalf("got %d %v", r.status, r.header)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain, err := io.ReadAll(zr); err != nil || string(plain) != "ping" {
+			t.Fatalf("gunzipped %q, %v", plain, err)
+		}
+	})
+
+	t.Run("trickle", func(t *testing.T) {
+		set("trickler", "size=3000,trickle=10ms")
+		req := newInvoke(t, context.Background(), invokeURL(e, "trickler"), []byte("ping"), "text/plain")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		// Headers arrive before the body: it is chunked, of unknown length.
+		if resp.StatusCode != 200 || resp.ContentLength != -1 {
+			t.Fatalf("got %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(body, emulator.SizedBody(3000)) {
+			t.Fatalf("body %d bytes, %v", len(body), err)
+		}
+		if st := e.Stats().Functions["trickler"]; st.Statuses[200] != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+
+	t.Run("trickle cut off is not a whole body", func(t *testing.T) {
+		set("stall", "trickle=1h")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		resp, err := c.Do(newInvoke(t, ctx, invokeURL(e, "stall"), []byte("ping"), "text/plain"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		cancel()
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatal("a cut-off body read as complete")
+		}
+		waitFor(t, "trickle abandoned", func() bool {
+			st := e.Stats().Functions["stall"]
+			return st.Abandoned == 1 && st.InFlight == 0
+		})
 	})
 
 	t.Run("hang released by client timeout", func(t *testing.T) {
@@ -643,5 +705,55 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := e.Start("127.0.0.1:0"); err == nil {
 		t.Fatal("Start after Close succeeded")
+	}
+}
+
+// TestKnownFunctionsOnly: with KnownFunctionsOnly, a function neither
+// configured nor given a behaviour does not exist, for GetFunction as for
+// invoke, as on OCI; every GetFunction request is counted.
+func TestKnownFunctionsOnly(t *testing.T) {
+	const known, unknown, later = "ocid1.fnfunc.oc1.phx.known", "ocid1.fnfunc.oc1.phx.unknown", "ocid1.fnfunc.oc1.phx.later"
+	e := start(t, emulator.Config{KnownFunctionsOnly: true, Functions: map[string]emulator.Behavior{known: {}}})
+	c := client(t, 5*time.Second)
+	get := func(fn string) result {
+		req, err := http.NewRequest(http.MethodGet, e.URL()+"/20181201/functions/"+fn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, c, req)
+	}
+	if r := get(known); r.status != 200 || !strings.Contains(string(r.body), `"invokeEndpoint":"`+e.URL()+`"`) {
+		t.Fatalf("GetFunction of a known function: %d %s", r.status, r.body)
+	}
+	r := get(unknown)
+	if code, _ := ociErr(t, r); r.status != 404 || code != "NotAuthorizedOrNotFound" {
+		t.Fatalf("GetFunction of an unknown function: %d %s", r.status, code)
+	}
+	r = do(t, c, newInvoke(t, context.Background(), invokeURL(e, unknown), []byte("x"), ""))
+	if code, _ := ociErr(t, r); r.status != 404 || code != "NotAuthorizedOrNotFound" {
+		t.Fatalf("invoke of an unknown function: %d %s", r.status, code)
+	}
+	if r := do(t, c, newInvoke(t, context.Background(), invokeURL(e, known), []byte("x"), "")); r.status != 200 {
+		t.Fatalf("invoke of a known function: %d", r.status)
+	}
+	// Giving a function a behaviour makes it known.
+	if err := e.SetBehavior(later, emulator.Behavior{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(later); r.status != 200 {
+		t.Fatalf("GetFunction after SetBehavior: %d", r.status)
+	}
+	st := e.Stats()
+	if st.Lookups != 3 || st.Calls != 1 {
+		t.Fatalf("stats: %d lookups, %d calls; want 3, 1", st.Lookups, st.Calls)
+	}
+	if _, ok := st.Functions[unknown]; ok {
+		t.Fatal("an unknown function got state")
+	}
+	// Without the option, every well-formed id is a function.
+	open := start(t, emulator.Config{})
+	req, _ := http.NewRequest(http.MethodGet, open.URL()+"/20181201/functions/"+unknown, nil)
+	if r := do(t, c, req); r.status != 200 {
+		t.Fatalf("GetFunction without KnownFunctionsOnly: %d", r.status)
 	}
 }

@@ -1,6 +1,9 @@
 package emulator
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -149,6 +152,10 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		}
 		signed = true
 	}
+	if !e.exists(fnID) {
+		e.reject(w, r, http.StatusNotFound, "NotAuthorizedOrNotFound", "function not found")
+		return
+	}
 
 	e.call(w, r, fnID, body, signed)
 }
@@ -162,6 +169,7 @@ func (e *Emulator) serveGetFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET")
 		return
 	}
+	e.countLookup()
 	fnID := r.PathValue("functionId")
 	if !isAPIVersion(r.PathValue("apiVersion")) || validFunctionID(fnID) != nil {
 		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "unknown API version or function id")
@@ -174,7 +182,7 @@ func (e *Emulator) serveGetFunction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if e.BehaviorOf(fnID).Status == http.StatusNotFound {
+	if !e.exists(fnID) || e.BehaviorOf(fnID).Status == http.StatusNotFound {
 		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "function not found")
 		return
 	}
@@ -262,17 +270,37 @@ func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, bod
 		status = http.StatusAccepted
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(status)
-	case b.Status != 0 || b.ResponseSize > 0:
+	case (b.Status != 0 || b.ResponseSize > 0) && !b.shapesBody():
 		status = b.Status
 		if status == 0 {
 			status = http.StatusOK
 		}
 		e.writeSized(w, status, b.ResponseSize)
+	case b.Status != 0 || b.ResponseSize > 0:
+		status = b.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		ct := ""
+		if b.ResponseSize > 0 {
+			ct = "application/octet-stream"
+		}
+		if !e.writeShaped(ctx, w, status, ct, SizedBody(b.ResponseSize), b) {
+			how = outcomeAbandoned
+			panic(http.ErrAbortHandler) // accounted by the deferred account
+		}
 	default:
 		status = http.StatusOK
 		ct := r.Header.Get("Content-Type")
 		if ct == "" {
 			ct = "application/octet-stream"
+		}
+		if b.shapesBody() {
+			if !e.writeShaped(ctx, w, status, ct, body, b) {
+				how = outcomeAbandoned
+				panic(http.ErrAbortHandler) // accounted by the deferred account
+			}
+			return
 		}
 		h := w.Header()
 		h.Set("Content-Type", ct)
@@ -280,6 +308,49 @@ func (e *Emulator) call(w http.ResponseWriter, r *http.Request, fnID string, bod
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	}
+}
+
+// writeShaped answers status with body, gzip-compressed and trickled as b
+// says. It reports false when the answer was cut off because the client
+// went away or the emulator is closing; the caller must then abort the
+// connection (http.ErrAbortHandler) rather than return, which would end
+// the chunked body cleanly and pass the part sent off as the whole.
+func (e *Emulator) writeShaped(ctx context.Context, w http.ResponseWriter, status int, ct string, body []byte, b Behavior) bool {
+	h := w.Header()
+	if ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	if b.Gzip {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, _ = zw.Write(body) // writes to memory cannot fail
+		_ = zw.Close()
+		body = z.Bytes()
+		h.Set("Content-Encoding", "gzip")
+	}
+	if b.Trickle <= 0 {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+		return true
+	}
+	// No Content-Length: the body goes out chunked, as from a function
+	// that writes its answer as it goes.
+	rc := http.NewResponseController(w)
+	w.WriteHeader(status)
+	_ = rc.Flush()
+	for len(body) > 0 {
+		if ok, _ := e.sleep(ctx, b.Trickle); !ok {
+			return false
+		}
+		n := min(len(body), TrickleChunk)
+		if _, err := w.Write(body[:n]); err != nil {
+			return false
+		}
+		_ = rc.Flush()
+		body = body[n:]
+	}
+	return true
 }
 
 func writeBehaviorError(w http.ResponseWriter, b Behavior, status int) {

@@ -17,6 +17,8 @@ type Stats struct {
 	RejectedSignatures int64 `json:"rejectedSignatures"`
 	// RejectedTooLarge counts 413s for bodies over MaxRequestBytes.
 	RejectedTooLarge int64 `json:"rejectedTooLarge"`
+	// Lookups counts requests to the GetFunction route, answered or not.
+	Lookups int64 `json:"lookups"`
 	// InFlight is the number of function calls running now; MaxInFlight is
 	// the highest it has been.
 	InFlight    int64 `json:"inFlight"`
@@ -37,8 +39,9 @@ type FunctionStats struct {
 	Statuses map[int]int64 `json:"statuses"`
 	// Dropped counts connections closed on purpose (Behavior.Drop).
 	Dropped int64 `json:"dropped"`
-	// Abandoned counts calls that ended without an answer because the
-	// client gave up or the emulator closed (latency or hang).
+	// Abandoned counts calls that ended without a whole answer because the
+	// client gave up or the emulator closed (latency, hang, or a trickled
+	// body cut off).
 	Abandoned int64 `json:"abandoned"`
 }
 
@@ -67,6 +70,7 @@ func (e *Emulator) Stats() Stats {
 		Requests:           e.requests,
 		RejectedSignatures: e.rejectedSig,
 		RejectedTooLarge:   e.rejectedLarge,
+		Lookups:            e.lookups,
 		InFlight:           e.inFlight,
 		MaxInFlight:        e.maxInFlight,
 		Functions:          make(map[string]FunctionStats, len(e.fns)),
@@ -112,7 +116,7 @@ func (e *Emulator) Calls(functionID string) []Call {
 func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.requests, e.rejectedSig, e.rejectedLarge = 0, 0, 0
+	e.requests, e.rejectedSig, e.rejectedLarge, e.lookups = 0, 0, 0, 0
 	e.maxInFlight = e.inFlight
 	for _, st := range e.fns {
 		st.attempts = 0
