@@ -68,18 +68,29 @@ type Config struct {
 	RequestLimit int64
 	// ResponseLimit is the largest answer read, in bytes. Defaults to 100 MiB.
 	ResponseLimit int64
-	// ConnectTimeout bounds dialling and the TLS handshake. Defaults to 10s.
+	// ConnectTimeout bounds establishing the connection: dialling and the
+	// TLS handshake. Defaults to 10s.
 	ConnectTimeout time.Duration
-	// ReadTimeout bounds one attempt from sending to the end of the answer;
-	// a request's own Timeout may only shorten it. Defaults to 60s.
+	// ReadTimeout bounds every wait once connected, as the OCI SDK's read
+	// timeout does: for the answer's status and headers (the request sent),
+	// and between reads of its body. It is not a bound on the whole answer:
+	// a body that keeps arriving is read however long it takes (see
+	// TotalTimeout). A request's own Timeout may only shorten it. Defaults
+	// to 60s.
 	ReadTimeout time.Duration
+	// TotalTimeout caps one attempt from start to the last byte, connecting
+	// and reading included; 0 (the default) sets no cap beyond
+	// ConnectTimeout and ReadTimeout.
+	TotalTimeout time.Duration
 	// MaxConns sizes the connection pool: invocations in flight at once.
 	// Defaults to 64.
 	MaxConns int
 	// UserAgent is sent with every request. Defaults to "invoke-worker".
 	UserAgent string
-	// Transport overrides the HTTP transport (tests). Defaults to one sized
-	// for MaxConns.
+	// Transport overrides the HTTP transport (tests). Defaults to
+	// NewTransport's, sized for MaxConns. Another must not ask for
+	// compression itself (http.Transport.DisableCompression), and must
+	// report httptrace's GotConn, which ends ConnectTimeout.
 	Transport http.RoundTripper
 	// Logger receives debug lines. Defaults to zerolog.Nop().
 	Logger *zerolog.Logger
@@ -126,7 +137,7 @@ func (c Config) Validate() error {
 		return errors.New("invoke: Resolver is required")
 	case c.RequestLimit < 0 || c.ResponseLimit < 0:
 		return errors.New("invoke: limits must not be negative")
-	case c.ConnectTimeout < 0 || c.ReadTimeout < 0:
+	case c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.TotalTimeout < 0:
 		return errors.New("invoke: timeouts must not be negative")
 	case c.MaxConns < 0:
 		return errors.New("invoke: MaxConns must not be negative")
@@ -148,7 +159,9 @@ type Request struct {
 	InvokeType string
 	// OpcRequestID is sent as opc-request-id when set.
 	OpcRequestID string
-	// Timeout shortens the attempt below Config.ReadTimeout; 0 keeps it.
+	// Timeout is this request's read timeout (see Config.ReadTimeout): it
+	// may shorten Config.ReadTimeout, not lengthen it; 0 keeps it. The
+	// worker sets it from the job's Invoke-Timeout header.
 	Timeout time.Duration
 	// Header carries extra headers passed through to the function
 	// (traceparent, tracestate). They are not signed.
@@ -157,12 +170,15 @@ type Request struct {
 
 // Response is a success answer (2xx).
 type Response struct {
-	Status       int
-	Body         []byte
-	ContentType  string
-	OpcRequestID string
-	FnCallID     string
-	Duration     time.Duration
+	Status      int
+	Body        []byte
+	ContentType string
+	// ContentEncoding is the answer's Content-Encoding: Body is exactly
+	// what the function sent, compressed if it compressed it.
+	ContentEncoding string
+	OpcRequestID    string
+	FnCallID        string
+	Duration        time.Duration
 
 	pool *bodyPool // where Body goes back to, nil if it was not pooled
 	buf  *[]byte
@@ -207,14 +223,18 @@ func New(cfg Config) (*Client, error) {
 	if tr == nil {
 		tr = NewTransport(cfg.ConnectTimeout, cfg.MaxConns)
 	}
-	// No total timeout like the SDK's 60 s, which cuts off functions that
-	// may run 300 s: each attempt gets its own context deadline instead.
+	// No http.Client.Timeout like the Go SDK's 60 s, which cuts off
+	// functions that may run 300 s: each attempt is watched on its own.
 	return &Client{cfg: cfg, rt: tr, userAgent: []string{cfg.UserAgent}}, nil
 }
 
 // NewTransport returns a transport sized for maxConns invocations in flight
 // to the same host: Go's default keeps only two idle connections per host,
 // which makes a busy worker re-dial (and re-handshake TLS) constantly.
+//
+// It never asks for compression on its own: Go's default adds
+// Accept-Encoding: gzip and then silently decompresses, which would pass on
+// a body other than the one the function sent.
 func NewTransport(connectTimeout time.Duration, maxConns int) *http.Transport {
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -226,6 +246,7 @@ func NewTransport(connectTimeout time.Duration, maxConns int) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   connectTimeout,
 		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
 	}
 }
 
@@ -284,14 +305,21 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 		return fail(err)
 	}
 
-	timeout := c.cfg.ReadTimeout
-	if r.Timeout > 0 && r.Timeout < timeout {
-		timeout = r.Timeout
+	read := c.cfg.ReadTimeout
+	if r.Timeout > 0 && r.Timeout < read {
+		read = r.Timeout
 	}
-	attemptCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
-	defer cancel()
+	attemptCtx := ctx
+	if c.cfg.TotalTimeout > 0 {
+		var cancel context.CancelFunc
+		attemptCtx, cancel = context.WithTimeoutCause(ctx, c.cfg.TotalTimeout,
+			fmt.Errorf("%w: over the total timeout %s", ErrTimeout, c.cfg.TotalTimeout))
+		defer cancel()
+	}
+	attemptCtx, watch := newWatchdog(attemptCtx, c.cfg.ConnectTimeout, read)
+	defer watch.Stop()
 
-	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, c.invokeURL(endpoint, r.FunctionID), bytes.NewReader(r.Body))
+	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, c.invokeURL(endpoint, r.FunctionID), http.NoBody)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrNoEndpoint, err))
 	}
@@ -322,8 +350,14 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 		h["Opc-Request-Id"] = []string{r.OpcRequestID}
 	}
 	req.ContentLength = int64(len(r.Body))
-	if len(r.Body) == 0 {
-		req.Body = http.NoBody // a zero-length body must not go out chunked
+	if len(r.Body) > 0 { // http.NoBody otherwise: a zero-length body must not go out chunked
+		// Sending the body is progress for the read timeout; GetBody
+		// lets the transport resend it on a connection that broke first.
+		body := r.Body
+		req.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(progressReader{bytes.NewReader(body), watch}), nil
+		}
+		req.Body, _ = req.GetBody()
 	}
 	if c.cfg.Signer != nil {
 		h["Date"] = []string{c.cfg.Now().UTC().Format(http.TimeFormat)}
@@ -338,22 +372,25 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	start := time.Now()
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
-		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
+		return c.transportFailure(ctx, attemptCtx, r.FunctionID, 0, "", start, err)
 	}
 	defer resp.Body.Close()
-	body, buf, err := c.readBody(resp.Body, resp.ContentLength)
+	watch.gotAnswer(resp.StatusCode)
+	opcID := first(resp.Header["Opc-Request-Id"])
+	body, buf, err := c.readBody(progressReader{resp.Body, watch}, resp.ContentLength)
 	elapsed := time.Since(start)
 	if err != nil {
 		if errors.Is(err, ErrResponseTooLarge) {
-			return nil, &Error{FunctionID: r.FunctionID, Err: err, OpcRequestID: resp.Header.Get("opc-request-id"), Duration: elapsed}
+			err = fmt.Errorf("the function answered %d with a %w", resp.StatusCode, err)
+			return nil, &Error{FunctionID: r.FunctionID, Status: resp.StatusCode, Err: err, OpcRequestID: opcID, Duration: elapsed}
 		}
-		return c.transportFailure(ctx, attemptCtx, r.FunctionID, start, err)
+		return c.transportFailure(ctx, attemptCtx, r.FunctionID, resp.StatusCode, opcID, start, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := &Error{
 			FunctionID:   r.FunctionID,
 			Status:       resp.StatusCode,
-			OpcRequestID: resp.Header.Get("opc-request-id"),
+			OpcRequestID: opcID,
 			RetryAfter:   parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now()),
 			Duration:     elapsed,
 		}
@@ -362,14 +399,15 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 		return nil, e
 	}
 	return &Response{
-		pool:         &c.bodies,
-		buf:          buf,
-		Status:       resp.StatusCode,
-		Body:         body,
-		ContentType:  first(resp.Header["Content-Type"]),
-		OpcRequestID: first(resp.Header["Opc-Request-Id"]),
-		FnCallID:     first(resp.Header["Fn-Call-Id"]),
-		Duration:     elapsed,
+		pool:            &c.bodies,
+		buf:             buf,
+		Status:          resp.StatusCode,
+		Body:            body,
+		ContentType:     first(resp.Header["Content-Type"]),
+		ContentEncoding: first(resp.Header["Content-Encoding"]),
+		OpcRequestID:    opcID,
+		FnCallID:        first(resp.Header["Fn-Call-Id"]),
+		Duration:        elapsed,
 	}, nil
 }
 
@@ -382,17 +420,27 @@ func first(vs []string) string {
 	return vs[0]
 }
 
-// transportFailure classifies a request that got no complete answer.
-func (c *Client) transportFailure(parent, attempt context.Context, fn string, start time.Time, err error) (*Response, error) {
+// transportFailure classifies a request that got no complete answer;
+// status is the answer's when its headers arrived, 0 otherwise.
+func (c *Client) transportFailure(parent, attempt context.Context, fn string, status int, opcID string, start time.Time, err error) (*Response, error) {
 	elapsed := time.Since(start)
 	if parent.Err() != nil {
 		// The caller gave up (shutdown): not the function's failure.
 		return nil, fmt.Errorf("invocation interrupted: %w", context.Cause(parent))
 	}
-	if errors.Is(context.Cause(attempt), ErrTimeout) || isTimeout(err) {
-		return nil, &Error{FunctionID: fn, Err: fmt.Errorf("%w after %s", ErrTimeout, elapsed.Round(time.Millisecond)), Duration: elapsed}
+	e := &Error{FunctionID: fn, Status: status, OpcRequestID: opcID, Duration: elapsed}
+	switch cause := context.Cause(attempt); {
+	case errors.Is(cause, ErrTimeout):
+		e.Err = fmt.Errorf("%w after %s", cause, elapsed.Round(time.Millisecond))
+	case isTimeout(err):
+		// The transport's own bounds: dialling, the TLS handshake.
+		e.Err = fmt.Errorf("%w after %s: %s", ErrTimeout, elapsed.Round(time.Millisecond), describeNetErr(err))
+	case status != 0:
+		e.Err = fmt.Errorf("%w: the function answered %d, then reading its body failed: %s", ErrNetwork, status, describeNetErr(err))
+	default:
+		e.Err = fmt.Errorf("%w: %s", ErrNetwork, describeNetErr(err))
 	}
-	return nil, &Error{FunctionID: fn, Err: fmt.Errorf("%w: %s", ErrNetwork, describeNetErr(err)), Duration: elapsed}
+	return nil, e
 }
 
 func isTimeout(err error) bool {
@@ -426,10 +474,11 @@ func (c *Client) readBody(r io.Reader, length int64) (body []byte, buf *[]byte, 
 }
 
 // readLimited reads an answer of unknown length, up to limit, or refuses
-// one announced over it.
+// one announced over it. The error names the configuration key, since that
+// is what an operator would raise.
 func readLimited(r io.Reader, length, limit int64) ([]byte, error) {
 	if length > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, length, limit)
+		return nil, fmt.Errorf("%w: %d bytes, over invoke.response_limit %d bytes", ErrResponseTooLarge, length, limit)
 	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
@@ -437,7 +486,7 @@ func readLimited(r io.Reader, length, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if n > limit {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, limit)
+		return nil, fmt.Errorf("%w: more than invoke.response_limit %d bytes", ErrResponseTooLarge, limit)
 	}
 	return buf.Bytes(), nil
 }

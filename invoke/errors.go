@@ -25,11 +25,17 @@ var (
 	ErrSigning = errors.New("request signing failed")
 )
 
-// Error describes one failed attempt. Exactly one of Status (the service
-// answered) or Err (it did not, or the request never left) is set.
+// Error describes one failed attempt. Status is set whenever an answer's
+// status arrived; Err is set when there was no complete answer to judge by
+// its status (none came, its body could not be read, the request never
+// left, or the endpoint could not be found). With Status and no Err the
+// function answered a non-success status.
 type Error struct {
 	FunctionID string
-	// Status is the HTTP status of a non-success answer, 0 when there was none.
+	// Status is the HTTP status that arrived, 0 when none did: a
+	// non-success answer's; a success answer's whose body then failed
+	// (timed out, broke off, over the response limit); or GetFunction's
+	// when it said the function does not exist or cannot be read.
 	Status int
 	// Code and Message come from OCI's JSON error body {code, message}.
 	Code    string
@@ -38,14 +44,16 @@ type Error struct {
 	RetryAfter   time.Duration
 	OpcRequestID string
 	Duration     time.Duration
-	// Err is the cause when there was no answer: it wraps one of the
-	// sentinels above.
+	// Err is the cause when there was no complete answer: it wraps one of
+	// the sentinels above, and its message says what status arrived, if any.
 	Err error
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.Status != 0 {
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else if e.Status != 0 {
 		fmt.Fprintf(&b, "function answered %d", e.Status)
 		if e.Code != "" {
 			b.WriteString(" ")
@@ -55,8 +63,6 @@ func (e *Error) Error() string {
 			b.WriteString(": ")
 			b.WriteString(e.Message)
 		}
-	} else if e.Err != nil {
-		b.WriteString(e.Err.Error())
 	} else {
 		b.WriteString("invocation failed")
 	}
@@ -155,10 +161,12 @@ func (r retryRule) matches(e *Error) bool {
 	case r.network:
 		// Signing failures are counted here: with principals they come
 		// from refreshing a token over the network.
-		return e.Status == 0 && (errors.Is(e.Err, ErrNetwork) || errors.Is(e.Err, ErrSigning))
+		return errors.Is(e.Err, ErrNetwork) || errors.Is(e.Err, ErrSigning)
 	case r.timeout:
-		return e.Status == 0 && errors.Is(e.Err, ErrTimeout)
-	case e.Status == 0:
+		// Also when a status arrived and the body then stalled.
+		return errors.Is(e.Err, ErrTimeout)
+	case e.Status == 0 || e.Err != nil:
+		// Status rules judge complete answers only.
 		return false
 	case r.status != 0 && r.status != e.Status:
 		return false
