@@ -299,6 +299,10 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("invocation interrupted: %w", context.Cause(ctx))
 		}
+		var ie *Error
+		if errors.As(err, &ie) {
+			return nil, ie // the resolver's own, with GetFunction's status
+		}
 		if !errors.Is(err, ErrNoEndpoint) && !errors.Is(err, ErrNetwork) {
 			err = fmt.Errorf("%w: %w", ErrNoEndpoint, err)
 		}

@@ -169,7 +169,9 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	var resolver invoke.Resolver = invoke.StaticEndpoints(c.Invoke.Endpoints)
 	if provider != nil {
-		if resolver, err = invoke.NewFunctionsResolver(provider, c.Invoke.ManagementEndpoint, c.Invoke.Endpoints); err != nil {
+		if resolver, err = invoke.NewFunctionsResolver(invoke.ResolverConfig{
+			Provider: provider, ManagementEndpoint: c.Invoke.ManagementEndpoint, Static: c.Invoke.Endpoints,
+		}); err != nil {
 			return &config.KeyError{Key: "invoke.oci.auth", Err: err}
 		}
 	}
