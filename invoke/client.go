@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -203,8 +204,9 @@ type Client struct {
 	// request's headers (for redirects) and add a timer of its own.
 	rt        http.RoundTripper
 	userAgent []string
-	urls      sync.Map // urlKey -> string
-	bodies    bodyPool // response bodies, see Response.Release
+	urls      sync.Map     // urlKey -> string
+	nurls     atomic.Int64 // entries stored in urls since it was last cleared
+	bodies    bodyPool     // response bodies, see Response.Release
 }
 
 // Header values shared by every request; never modified.
@@ -266,16 +268,24 @@ var signedHeaders = []string{"date", "(request-target)", "host", "content-length
 func SignedHeaders() []string { return append([]string(nil), signedHeaders...) }
 
 // invokeURL is URL, remembered: the same few functions are invoked over and
-// over.
+// over. The memory is cleared when it reaches maxCachedURLs, so that many
+// distinct functions cannot grow it without bound; it refills at once.
 func (c *Client) invokeURL(endpoint, functionID string) string {
 	key := urlKey{endpoint, functionID}
 	if u, ok := c.urls.Load(key); ok {
 		return u.(string)
 	}
 	u := c.URL(endpoint, functionID)
+	if c.nurls.Add(1) > maxCachedURLs {
+		c.urls.Clear()
+		c.nurls.Store(1)
+	}
 	c.urls.Store(key, u)
 	return u
 }
+
+// maxCachedURLs bounds Client.urls.
+const maxCachedURLs = 4096
 
 type urlKey struct{ endpoint, functionID string }
 
