@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/invoke-worker/worker/internal/testenv"
+	"github.com/invoke-worker/worker/invoke/emulator"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command's goroutines.
@@ -85,6 +89,15 @@ func TestDevThenEnqueueWaitPrintsTheSignedEchoAndDLQReason(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "dead-lettered: permanent") || !strings.Contains(stderr, "404") {
 		t.Fatalf("enqueue to a missing function: code %d, stderr %s", code, stderr)
 	}
+	// A function that is not one of dev's does not exist: the emulator
+	// answers its GetFunction with 404, and nothing reaches for OCI.
+	code, _, stderr = runCLI(t, "enqueue", "--nats", "nats://"+natsAddr, "--function", "ocid1.fnfunc.oc1.phx.aaaaaaaanotadevfunction", "--body", "x", "--wait=30s")
+	if code != 1 || !strings.Contains(stderr, "dead-lettered: permanent (status 404)") {
+		t.Fatalf("enqueue to a function dev does not serve: code %d, stderr %s", code, stderr)
+	}
+	if lookups := emulatorStats(t, banner).Lookups; lookups != 1 {
+		t.Fatalf("the emulator answered %d GetFunction, want 1", lookups)
+	}
 	// Without --wait it prints the job id only.
 	code, stdout, _ = runCLI(t, "enqueue", "--nats", "nats://"+natsAddr, "--function", "ocid1.fnfunc.oc1.dev.aaaaaaaaecho", "--id", "my-job-1", "--body", "x")
 	if code != 0 || stdout != "my-job-1\n" {
@@ -125,4 +138,23 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emulatorStats reads the counters of the emulator the dev banner names.
+func emulatorStats(t *testing.T, banner string) emulator.Stats {
+	t.Helper()
+	m := regexp.MustCompile(`emulator\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no loopback emulator URL in the banner:\n%s", banner)
+	}
+	resp, err := http.Get(m[1] + "/emulator/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st emulator.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -37,7 +37,11 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		Long: `Run everything for local work in one process: an embedded NATS server with
 JetStream, the function emulator (verifying every request signature), and the
 worker, signing with throwaway OCI API-key credentials generated under
-./data/dev. It prints the functions it serves and the command to try.`,
+./data/dev. It prints the functions it serves and the command to try.
+
+Nothing leaves the machine: the worker looks functions up (GetFunction) at the
+emulator, where only the functions listed and those in emulator.functions
+exist; a job for any other function is dead-lettered as permanent (404).`,
 	}
 	cmd.Flags().String("http", "", "admin endpoint address (config http.listen)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -64,7 +68,9 @@ worker, signing with throwaway OCI API-key credentials generated under
 		for _, f := range devFunctions {
 			fns[f.id] = f.behavior
 		}
-		emu, err := startEmulator(cfg.Emulator, fns, creds.KeyID(), log)
+		// Functions other than these do not exist, as on OCI: GetFunction
+		// answers 404 and their jobs are dead-lettered as permanent.
+		emu, err := startEmulator(cfg.Emulator, fns, true, creds.KeyID(), log)
 		if err != nil {
 			return err
 		}
@@ -89,6 +95,9 @@ worker, signing with throwaway OCI API-key credentials generated under
 				cfg.Invoke.Endpoints[id] = emu.URL()
 			}
 		}
+		// Every other function is looked up at the emulator too: the dev
+		// credentials are good for nothing else, and dev stays local.
+		cfg.Invoke.ManagementEndpoint = emu.URL()
 
 		opt := serviceOptions{}
 		natsDesc := cfg.NATS.URL

@@ -78,7 +78,7 @@ POST /emulator/reset, GET /healthz.`,
 		log := newLogger(cfg.Log, os.Stderr)
 		ctx, stop := signalContext(cmd.Context(), log)
 		defer stop()
-		emu, err := startEmulator(cfg.Emulator, nil, keyID, log)
+		emu, err := startEmulator(cfg.Emulator, nil, false, keyID, log)
 		if err != nil {
 			return err
 		}
@@ -104,12 +104,14 @@ func cutFunctionSpec(s string) (id, spec string, ok bool) {
 
 // startEmulator builds and starts an emulator from configuration. extra
 // functions (dev mode's) are added to the configured ones, which win.
-func startEmulator(c config.Emulator, extra map[string]emulator.Behavior, keyID string, log zerolog.Logger) (*emulator.Emulator, error) {
+// knownOnly makes every other function one that does not exist (404).
+func startEmulator(c config.Emulator, extra map[string]emulator.Behavior, knownOnly bool, keyID string, log zerolog.Logger) (*emulator.Emulator, error) {
 	cfg := emulator.Config{
-		Logger:           log.With().Str("component", "emulator").Logger(),
-		KeyID:            keyID,
-		Functions:        map[string]emulator.Behavior{},
-		MaxRecordedCalls: 0,
+		Logger:             log.With().Str("component", "emulator").Logger(),
+		KeyID:              keyID,
+		Functions:          map[string]emulator.Behavior{},
+		KnownFunctionsOnly: knownOnly,
+		MaxRecordedCalls:   0,
 	}
 	for id, b := range extra {
 		cfg.Functions[id] = b
