@@ -217,13 +217,21 @@ type Invoke struct {
 	OCI OCI `yaml:"oci"`
 }
 
-// InvokeTimeout bounds one invocation attempt.
+// InvokeTimeout bounds one invocation attempt, with the OCI SDK's meaning
+// of timeout=(connect, read).
 type InvokeTimeout struct {
-	// Connect bounds connection setup. Default 10s.
+	// Connect bounds establishing the connection (dial and TLS
+	// handshake). Default 10s.
 	Connect time.Duration `yaml:"connect"`
-	// Read bounds the whole attempt once connected; it also caps a job's
-	// Invoke-Timeout header. Default 60s.
+	// Read bounds every wait once connected: for the answer's status and
+	// headers, and between reads of its body (an idle timeout: a body that
+	// keeps arriving is read however long it takes). A job's
+	// Invoke-Timeout header sets its own read timeout, capped by this one.
+	// Default 60s.
 	Read time.Duration `yaml:"read"`
+	// Total caps one attempt from start to the last byte of the answer;
+	// 0 means no cap beyond Connect and Read. Default 0.
+	Total time.Duration `yaml:"total"`
 }
 
 // OCI is request signing.

@@ -121,6 +121,7 @@ func (c Config) Validate() error {
 	v.sizeRange("invoke.response_limit", in.ResponseLimit, 0)
 	v.positive("invoke.timeout.connect", in.Timeout.Connect)
 	v.positive("invoke.timeout.read", in.Timeout.Read)
+	v.nonNegative("invoke.timeout.total", in.Timeout.Total)
 	for _, id := range sortedKeys(in.Endpoints) {
 		v.mapKey("invoke.endpoints", id)
 		v.httpURL("invoke.endpoints", id, in.Endpoints[id])

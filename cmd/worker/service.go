@@ -183,6 +183,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		ResponseLimit:  int64(c.Invoke.ResponseLimit),
 		ConnectTimeout: c.Invoke.Timeout.Connect,
 		ReadTimeout:    c.Invoke.Timeout.Read,
+		TotalTimeout:   c.Invoke.Timeout.Total,
 		MaxConns:       c.Worker.Concurrency,
 		UserAgent:      "invoke-worker/" + version(),
 		Logger:         &log,
