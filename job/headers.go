@@ -20,12 +20,15 @@ const (
 // HeaderMsgID, HeaderJobID, HeaderFunctionID, HeaderOpcRequestID and
 // HeaderContentType.
 const (
-	HeaderStatus      = "Invoke-Status"
-	HeaderAttempts    = "Invoke-Attempts"
-	HeaderDurationMs  = "Invoke-Duration-Ms"
-	HeaderCompletedAt = "Invoke-Completed-At"
-	HeaderFnCallID    = "Fn-Call-Id"
-	HeaderBodyObject  = "Invoke-Body-Object"
+	// HeaderContentEncoding is the function's Content-Encoding, when it
+	// compressed its answer: the result body is that compressed body.
+	HeaderContentEncoding = "Content-Encoding"
+	HeaderStatus          = "Invoke-Status"
+	HeaderAttempts        = "Invoke-Attempts"
+	HeaderDurationMs      = "Invoke-Duration-Ms"
+	HeaderCompletedAt     = "Invoke-Completed-At"
+	HeaderFnCallID        = "Fn-Call-Id"
+	HeaderBodyObject      = "Invoke-Body-Object"
 )
 
 // Dead-letter headers set by workers (docs/contract.md, "A dead-letter
