@@ -327,7 +327,7 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	if c.cfg.TotalTimeout > 0 {
 		var cancel context.CancelFunc
 		attemptCtx, cancel = context.WithTimeoutCause(ctx, c.cfg.TotalTimeout,
-			fmt.Errorf("%w: over the total timeout %s", ErrTimeout, c.cfg.TotalTimeout))
+			timeoutCause(fmt.Sprintf("over the total timeout %s", c.cfg.TotalTimeout)))
 		defer cancel()
 	}
 	attemptCtx, watch := newWatchdog(attemptCtx, c.cfg.ConnectTimeout, read)
@@ -443,9 +443,10 @@ func (c *Client) transportFailure(parent, attempt context.Context, fn string, st
 		return nil, fmt.Errorf("invocation interrupted: %w", context.Cause(parent))
 	}
 	e := &Error{FunctionID: fn, Status: status, OpcRequestID: opcID, Duration: elapsed}
-	switch cause := context.Cause(attempt); {
-	case errors.Is(cause, ErrTimeout):
-		e.Err = fmt.Errorf("%w after %s", cause, elapsed.Round(time.Millisecond))
+	var cause timeoutCause
+	switch {
+	case errors.As(context.Cause(attempt), &cause):
+		e.Err = fmt.Errorf("%w after %s: %s", ErrTimeout, elapsed.Round(time.Millisecond), cause)
 	case isTimeout(err):
 		// The transport's own bounds: dialling, the TLS handshake.
 		e.Err = fmt.Errorf("%w after %s: %s", ErrTimeout, elapsed.Round(time.Millisecond), describeNetErr(err))

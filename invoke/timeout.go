@@ -17,8 +17,7 @@ import (
 // by each sign of progress (request body sent, response body read). A body
 // that keeps arriving is never cut off by read, however long it takes.
 //
-// It cancels the attempt's context with a cause wrapping ErrTimeout that
-// says which bound was passed.
+// It cancels the attempt's context with a timeoutCause.
 type watchdog struct {
 	cancel  context.CancelCauseFunc
 	connect time.Duration
@@ -79,7 +78,7 @@ func (w *watchdog) fire() {
 		return
 	}
 	if !w.connected {
-		w.cancel(fmt.Errorf("%w: no connection within the connect timeout %s", ErrTimeout, w.connect))
+		w.cancel(timeoutCause(fmt.Sprintf("no connection within the connect timeout %s", w.connect)))
 		return
 	}
 	idle := time.Since(w.start) - time.Duration(w.last.Load())
@@ -88,11 +87,18 @@ func (w *watchdog) fire() {
 		return
 	}
 	if w.answered != 0 {
-		w.cancel(fmt.Errorf("%w: the function answered %d, then sent nothing for the read timeout %s", ErrTimeout, w.answered, w.read))
+		w.cancel(timeoutCause(fmt.Sprintf("the function answered %d, then sent nothing for the read timeout %s", w.answered, w.read)))
 		return
 	}
-	w.cancel(fmt.Errorf("%w: no answer within the read timeout %s", ErrTimeout, w.read))
+	w.cancel(timeoutCause(fmt.Sprintf("no answer within the read timeout %s", w.read)))
 }
+
+// timeoutCause is why an attempt's context was cancelled for time: it
+// matches ErrTimeout and says which bound was passed.
+type timeoutCause string
+
+func (c timeoutCause) Error() string        { return string(c) }
+func (c timeoutCause) Is(target error) bool { return target == ErrTimeout }
 
 // Stop ends the watch; the attempt's context is cancelled (the attempt is
 // over) without a cause of the watchdog's.
