@@ -390,3 +390,31 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 		t.Errorf("consumer not there again: %v", err)
 	}
 }
+
+// TestAnswerThatStallsIsRecordedWithItsStatus: a function that answered
+// 200 and then stopped sending times out (retried as a timeout), and the
+// record says the function answered 200; a body that keeps arriving is
+// read whole although it takes longer than the read timeout.
+func TestAnswerThatStallsIsRecordedWithItsStatus(t *testing.T) {
+	t.Parallel()
+	retry := fastRetry
+	retry.MaxAttempts = 2
+	cfg := worker.Config{Retry: retry}
+	h := newHarness(t, cfg, map[string]emulator.Behavior{
+		fnBroken: {ResponseSize: 10, Trickle: time.Hour},
+		fnEcho:   {ResponseSize: 10 * emulator.TrickleChunk, Trickle: 100 * time.Millisecond}, // 1s in all
+	})
+	h.replaceWorker(cfg, 500*time.Millisecond)
+	h.publish("invoke.jobs.s", jobHeader(fnBroken, "stalls"), []byte("x"))
+	h.publish("invoke.jobs.s", jobHeader(fnEcho, "streams"), []byte("x"))
+	h.waitSettled(1, 1)
+	r := h.streamMsgs(h.nats.Topology.DLQStream)[0]
+	if r.Subject != "invoke.dlq.exhausted.stalls" || r.Header.Get(job.HeaderStatus) != "200" || r.Header.Get(job.HeaderAttempts) != "2" ||
+		!strings.Contains(r.Header.Get(job.HeaderError), "timed out") {
+		t.Fatalf("record %s %v", r.Subject, r.Header)
+	}
+	res := h.streamMsgs(h.nats.Topology.ResultsStream)[0]
+	if res.Subject != "invoke.results.streams" || len(res.Data) != 10*emulator.TrickleChunk {
+		t.Fatalf("result %s, %d bytes", res.Subject, len(res.Data))
+	}
+}
