@@ -165,7 +165,9 @@ type Request struct {
 	// worker sets it from the job's Invoke-Timeout header.
 	Timeout time.Duration
 	// Header carries extra headers passed through to the function
-	// (traceparent, tracestate). They are not signed.
+	// (traceparent, tracestate). They are not signed. An Accept-Encoding
+	// here is sent as is; none is ever added, and the answer is passed
+	// back exactly as the function sent it.
 	Header http.Header
 }
 
