@@ -225,14 +225,17 @@ func statusClass(s int) string {
 	return strconv.Itoa(s/100) + "xx"
 }
 
+// errorClass names a failed attempt for the attempts metric. A timeout or
+// a broken connection wins over a status: an answer that stalled after
+// its 200 is a timeout, not a 2xx.
 func errorClass(e *invoke.Error) string {
 	switch {
-	case e.Status != 0:
-		return statusClass(e.Status)
 	case errors.Is(e.Err, invoke.ErrTimeout):
 		return "timeout"
 	case errors.Is(e.Err, invoke.ErrNetwork):
 		return "network"
+	case e.Status != 0:
+		return statusClass(e.Status)
 	}
 	return "other"
 }

@@ -2,9 +2,11 @@ package worker_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +303,27 @@ func TestLargePrefetchedBodiesNeverMakeTheWorkerASlowConsumer(t *testing.T) {
 	}
 	if calls := h.emu.Stats().Calls; calls != n {
 		t.Errorf("%d invocations for %d jobs", calls, n)
+	}
+}
+
+// TestCompressedAnswerIsStoredAsSent: a function that compresses its
+// answer on purpose gets a result with the compressed bytes and their
+// Content-Encoding, not a body the HTTP client decompressed on the way.
+func TestCompressedAnswerIsStoredAsSent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, worker.Config{}, map[string]emulator.Behavior{fnEcho: {Gzip: true}})
+	h.publish("invoke.jobs.gz", jobHeader(fnEcho, "gz-1"), []byte("squeeze me"))
+	h.waitSettled(1, 0)
+	res := h.streamMsgs(h.nats.Topology.ResultsStream)[0]
+	if enc := res.Header.Get(job.HeaderContentEncoding); enc != "gzip" {
+		t.Fatalf("result Content-Encoding %q, want gzip", enc)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(res.Data))
+	if err != nil {
+		t.Fatalf("result body is not the gzip stream the function sent: %v", err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || string(plain) != "squeeze me" {
+		t.Fatalf("decompressed %q, %v", plain, err)
 	}
 }

@@ -36,7 +36,7 @@ func (w *Worker) publishResult(ctx context.Context, res *nats.Msg, jobID string)
 
 // resultHeaders is how many headers a result has at most (the claim
 // check's Invoke-Body-Object included).
-const resultHeaders = 13
+const resultHeaders = 14
 
 // resultMsg builds the contract's result message in s's header, which
 // stays valid until s handles its next job.
@@ -64,6 +64,10 @@ func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int, s *slot) 
 	}
 	if r.ContentType != "" {
 		set(job.HeaderContentType, r.ContentType)
+	}
+	if r.ContentEncoding != "" {
+		// The body is as the function sent it, compressed or not.
+		set(job.HeaderContentEncoding, r.ContentEncoding)
 	}
 	if j.Traceparent != "" {
 		set(job.HeaderTraceparent, j.Traceparent)

@@ -166,15 +166,15 @@ func TestWaitingCopyKeepsTheJobsIdentityAttemptsAndAge(t *testing.T) {
 }
 
 // TestBrokenAndSlowBacklogsDoNotHoldUpAHealthyFunction: issue 11's
-// isolation target, scaled down through config (backlogs of 1,000 instead
-// of 100,000, a 2s function instead of 5s, max_ack_pending 100 instead of
+// isolation target, scaled down through config (backlogs of 500 instead
+// of 100,000, a 2s function instead of 5s, max_ack_pending 50 instead of
 // 20,000, so the waiting jobs are 20 times the budget): a healthy job
 // published after both backlogs completes within 5s.
 func TestBrokenAndSlowBacklogsDoNotHoldUpAHealthyFunction(t *testing.T) {
 	t.Parallel()
-	const backlog = 1000
+	const backlog = 500
 	h := &harness{t: t}
-	h.nats = testenv.StartNATS(t, queue.Topology{MaxAckPending: 100})
+	h.nats = testenv.StartNATS(t, queue.Topology{MaxAckPending: 50})
 	h.creds = testenv.Credentials(t)
 	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{
 		fnBroken: {Status: 502},
