@@ -138,6 +138,12 @@ func TestBreakerOpensOnTimeoutsSparesHealthyFunctionsAndDefersWithoutDeadLetteri
 	}
 	testenv.Eventually(t, "the breaker to open", func() bool { return h.w.BreakerStates()[fnBroken] == "open" })
 	opened := time.Now()
+	// Attempts let through just before it opened may still be on their
+	// way to the emulator; they time out within 300ms.
+	testenv.Eventually(t, "the attempts made before it opened to end", func() bool {
+		return h.emu.Stats().Functions[fnBroken].InFlight == 0
+	})
+	time.Sleep(100 * time.Millisecond)
 	before := h.emu.Stats().Functions[fnBroken].Calls
 
 	// Healthy traffic flows while the breaker is open.
