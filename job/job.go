@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/invoke-worker/worker/internal/httpfield"
 )
 
 // ErrInvalid is wrapped by every error Parse returns: the job cannot be run as
@@ -20,7 +22,11 @@ type Job struct {
 	// ID is the job id: Invoke-Job-Id, else Nats-Msg-Id, else
 	// <stream>-<sequence>. It is always subject-safe, even when Parse fails,
 	// so a dead-letter subject can be built from it.
-	ID           string
+	ID string
+	// RejectedID is the publisher's Invoke-Job-Id, as sent, when Parse
+	// failed because it is not a valid job id (ID is then the fallback);
+	// "" otherwise. A dead-letter record keeps it instead of overwriting it.
+	RejectedID   string
 	FunctionID   string
 	Intent       string        // "" when the publisher did not set Fn-Intent
 	InvokeType   string        // sync (default) or detached
@@ -88,7 +94,8 @@ func Parse(msg Message, limits Limits) (Job, error) {
 
 	if id := h[hJobID]; id != "" {
 		if err := ValidateJobID(id); err != nil {
-			return invalid("%s: %v", HeaderJobID, err)
+			j.RejectedID = id
+			return invalid("%s %q is not a valid job id: %v", HeaderJobID, truncate(id, 64), err)
 		}
 		j.ID = id
 	} else if id := h[hMsgID]; id != "" {
@@ -104,6 +111,11 @@ func Parse(msg Message, limits Limits) (Job, error) {
 	}
 	if err := ValidateFunctionID(j.FunctionID); err != nil {
 		return invalid("%s: %v", HeaderFunctionID, err)
+	}
+	for _, p := range passedOn {
+		if err := checkPassedOn(h[p.header], p.max); err != nil {
+			return invalid("%s %q: %v", parsedHeaders[p.header], truncate(h[p.header], 64), err)
+		}
 	}
 	if limits.MaxBody > 0 && int64(len(msg.Data)) > limits.MaxBody {
 		return invalid("body is %d bytes, over the function request limit of %d bytes", len(msg.Data), limits.MaxBody)
@@ -154,6 +166,33 @@ func Parse(msg Message, limits Limits) (Job, error) {
 	return j, nil
 }
 
+// passedOn are the headers whose values go on the wire as they are, with
+// the longest value each may have (see headers.go). Fn-Intent and
+// Fn-Invoke-Type go too, but only as one of their few accepted words.
+var passedOn = [...]struct{ header, max int }{
+	{hContentType, MaxContentTypeLength},
+	{hOpcRequestID, MaxOpcRequestIDLength},
+	{hTraceparent, MaxTraceparentLength},
+	{hTracestate, MaxTracestateLength},
+}
+
+// checkPassedOn holds a value passed on to the function to what HTTP can
+// carry and to max bytes.
+func checkPassedOn(v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%d bytes, over the limit of %d", len(v), max)
+	}
+	if i := httpfield.InvalidValueByte(v); i >= 0 {
+		return fmt.Errorf("control character %q at byte %d: HTTP cannot carry it", v[i], i)
+	}
+	return nil
+}
+
+// ValidHeaderValue reports whether v can be sent as an HTTP header value:
+// no control characters (0x00-0x1f, 0x7f) except tab. Go's HTTP client
+// refuses a request with any other, before it is sent.
+func ValidHeaderValue(v string) bool { return httpfield.ValidValue(v) }
+
 func fallbackID(stream string, seq uint64) string {
 	return stream + "-" + strconv.FormatUint(seq, 10)
 }
@@ -188,6 +227,7 @@ var parsedHeaders = [numHeaders]string{
 // exact name wins over a case-insensitive match, as in Lookup.
 func scanHeaders(h nats.Header) (out [numHeaders]string) {
 	var exact [numHeaders]bool
+	var spelt [numHeaders]string // the other spelling chosen so far
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
@@ -201,8 +241,8 @@ func scanHeaders(h nats.Header) (out [numHeaders]string) {
 				break
 			}
 			if strings.EqualFold(k, name) {
-				if out[i] == "" {
-					out[i] = vs[0]
+				if spelt[i] == "" || k < spelt[i] {
+					out[i], spelt[i] = vs[0], k
 				}
 				break
 			}
@@ -213,7 +253,9 @@ func scanHeaders(h nats.Header) (out [numHeaders]string) {
 
 // Lookup returns the first value of the header key. NATS headers are
 // case-sensitive, but publishers in other languages lower-case them, so an
-// exact match is tried first and a case-insensitive one second.
+// exact match is tried first and a case-insensitive one second. Of several
+// other spellings the one that sorts first wins, so the answer does not
+// depend on map order (nor change between deliveries of one job).
 func Lookup(h nats.Header, key string) string {
 	if len(h) == 0 {
 		return ""
@@ -221,12 +263,13 @@ func Lookup(h nats.Header, key string) string {
 	if v, ok := h[key]; ok && len(v) > 0 {
 		return v[0]
 	}
+	var val, spelt string
 	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, key) {
-			return v[0]
+		if len(v) > 0 && strings.EqualFold(k, key) && (spelt == "" || k < spelt) {
+			val, spelt = v[0], k
 		}
 	}
-	return ""
+	return val
 }
 
 // ValidateJobID checks the contract's job id rule: [A-Za-z0-9_-]{1,128}.
@@ -252,6 +295,9 @@ func isIDChar(c byte) bool {
 // ValidateFunctionID checks that id has OCI's function OCID shape:
 // ocid1.fnfunc.<realm>.[<region>][.<future use>].<unique id>.
 func ValidateFunctionID(id string) error {
+	if len(id) > MaxFunctionIDLength {
+		return fmt.Errorf("%q is %d bytes, over the limit of %d for a function OCID", truncate(id, 64), len(id), MaxFunctionIDLength)
+	}
 	parts := strings.Split(id, ".")
 	if len(parts) < 5 || len(parts) > 6 {
 		return fmt.Errorf("%q is not a function OCID (want ocid1.fnfunc.<realm>.<region>.<unique id>)", truncate(id, 64))
@@ -287,10 +333,14 @@ func isLowerAlnum(s string, dash bool) bool {
 }
 
 // ValidatePublishSubject checks that s can be published to: non-empty
-// tokens, no wildcards, no white space.
+// tokens, no wildcards, no white space or other control characters, at most
+// MaxSubjectLength bytes.
 func ValidatePublishSubject(s string) error {
 	if s == "" {
 		return errors.New("empty subject")
+	}
+	if len(s) > MaxSubjectLength {
+		return fmt.Errorf("subject is %d bytes, over the limit of %d", len(s), MaxSubjectLength)
 	}
 	for _, tok := range strings.Split(s, ".") {
 		if tok == "" {
@@ -301,6 +351,9 @@ func ValidatePublishSubject(s string) error {
 		}
 		if strings.ContainsAny(tok, " \t\r\n") {
 			return errors.New("white space is not allowed")
+		}
+		if i := httpfield.InvalidValueByte(tok); i >= 0 {
+			return fmt.Errorf("control character %q is not allowed", tok[i])
 		}
 	}
 	return nil
