@@ -306,6 +306,9 @@ func (c *Client) Invoke(ctx context.Context, r Request) (*Response, error) {
 	if int64(len(r.Body)) > c.cfg.RequestLimit {
 		return fail(fmt.Errorf("%w: %d bytes, limit %d", ErrRequestTooLarge, len(r.Body), c.cfg.RequestLimit))
 	}
+	if err := checkRequest(r); err != nil {
+		return fail(err)
+	}
 	endpoint, err := c.cfg.Resolver.Endpoint(ctx, r.FunctionID)
 	if err != nil {
 		if ctx.Err() != nil {

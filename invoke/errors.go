@@ -23,6 +23,11 @@ var (
 	ErrNetwork = errors.New("network error")
 	// ErrSigning: the request could not be signed (credentials unusable).
 	ErrSigning = errors.New("request signing failed")
+	// ErrBadRequest: no HTTP request can be built from the Request (a
+	// header name or value HTTP cannot carry). Nothing was sent: it is the
+	// caller's fault, not the function's, so it is never retried, whatever
+	// the RetryPolicy's rules, and never Unhealthy.
+	ErrBadRequest = errors.New("request cannot be built")
 )
 
 // Error describes one failed attempt. Status is set whenever an answer's
@@ -79,6 +84,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // problem with this one request. Circuit breakers count only these.
 func (e *Error) Unhealthy() bool {
 	switch {
+	case errors.Is(e.Err, ErrBadRequest):
+		return false
 	case errors.Is(e.Err, ErrTimeout), errors.Is(e.Err, ErrNetwork):
 		return true
 	case e.Status == 429, e.Status >= 500 && e.Status != 501:
@@ -177,10 +184,11 @@ func (r retryRule) matches(e *Error) bool {
 }
 
 // Retryable reports whether err (any error from Invoke) is worth retrying.
-// Errors that are not *Error (a cancelled context, say) are not.
+// Errors that are not *Error (a cancelled context, say) are not, nor is
+// ErrBadRequest: the same request cannot be built the next time either.
 func (p *RetryPolicy) Retryable(err error) bool {
 	var e *Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) || errors.Is(e.Err, ErrBadRequest) {
 		return false
 	}
 	for _, r := range p.never {
