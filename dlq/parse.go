@@ -27,9 +27,15 @@ type Record struct {
 	Subject  string    `json:"subject"`
 	StoredAt time.Time `json:"stored_at"`
 
-	Reason     Reason `json:"reason"`
-	JobID      string `json:"job_id"`
-	FunctionID string `json:"function_id,omitempty"`
+	Reason Reason `json:"reason"`
+	// JobID is the id the record is filed under: its subject's last token,
+	// always a valid job id.
+	JobID string `json:"job_id"`
+	// RejectedJobID is the publisher's Invoke-Job-Id when it was not a valid
+	// job id (the job was invalid for it, and JobID is <stream>-<seq>); the
+	// record keeps it as it was sent. "" otherwise.
+	RejectedJobID string `json:"rejected_job_id,omitempty"`
+	FunctionID    string `json:"function_id,omitempty"`
 	// Status is the last HTTP status, 0 when the service never answered.
 	Status int `json:"status,omitempty"`
 	// Code is OCI's error code of the last attempt, from the attempt
@@ -94,6 +100,11 @@ func parseRecord(prefix string, seq uint64, subject string, stored time.Time, hd
 		Header:          h,
 		Size:            size,
 		Body:            body,
+	}
+	// A publisher's Invoke-Job-Id that could not be the job id is kept as
+	// sent (NewMessage); the record is filed under the subject's id.
+	if r.JobID != "" && job.ValidateJobID(r.JobID) != nil {
+		r.RejectedJobID, r.JobID = r.JobID, ""
 	}
 	// The subject is invoke.dlq.<reason>.<job-id>: the fallback for a record
 	// whose headers lack either.

@@ -63,6 +63,11 @@ type Failure struct {
 // original header except Nats-Msg-Id (kept as Invoke-Original-Msg-Id), and
 // the contract's dead-letter headers. subjectPrefix is the DLQ subject
 // prefix (invoke.dlq by default).
+//
+// The record is filed under j.ID. Invoke-Job-Id is set to it, except when
+// the publisher's own Invoke-Job-Id was refused (j.RejectedID): that one
+// stays as it was sent, so the record shows what the publisher sent and a
+// replay sends it again, and the record's id is the subject's.
 func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	msg := nats.NewMsg(subjectPrefix + "." + string(f.Reason) + "." + j.ID)
 	msg.Data = j.Body
@@ -85,7 +90,9 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 		// (A waiting copy has none: it carries Invoke-Original-Msg-Id.)
 		h.Set(job.HeaderOriginalMsgID, id)
 	}
-	h.Set(job.HeaderJobID, j.ID)
+	if j.RejectedID == "" {
+		h.Set(job.HeaderJobID, j.ID)
+	}
 	if j.FunctionID != "" {
 		h.Set(job.HeaderFunctionID, j.FunctionID)
 	}

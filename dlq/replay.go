@@ -256,6 +256,9 @@ var deadLetterHeaders = []string{
 // enqueues: r's body and original headers, to its original subject, with
 // its job id, Invoke-Replay-Count one higher, Nats-Msg-Id
 // ReplayMsgID(stream, r.Seq), and toFunction as the function when set.
+// A publisher's Invoke-Job-Id that was refused (r.RejectedJobID) goes back
+// as it was sent, not replaced by the id the record is filed under: the
+// job is invalid again, and the replay's warning says so.
 func ReplayMessage(r Record, stream, toFunction string) (*nats.Msg, error) {
 	if r.OriginalSubject == "" {
 		return nil, fmt.Errorf("record %d has no %s header: nowhere to replay to", r.Seq, job.HeaderOriginalSubject)
@@ -274,7 +277,9 @@ func ReplayMessage(r Record, stream, toFunction string) (*nats.Msg, error) {
 		}
 		msg.Header[k] = append([]string(nil), vs...)
 	}
-	setHeader(msg.Header, job.HeaderJobID, r.JobID)
+	if r.RejectedJobID == "" {
+		setHeader(msg.Header, job.HeaderJobID, r.JobID)
+	}
 	if toFunction != "" {
 		setHeader(msg.Header, job.HeaderFunctionID, toFunction)
 	}
