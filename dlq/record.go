@@ -1,9 +1,11 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +70,11 @@ type Failure struct {
 // the publisher's own Invoke-Job-Id was refused (j.RejectedID): that one
 // stays as it was sent, so the record shows what the publisher sent and a
 // replay sends it again, and the record's id is the subject's.
+//
+// A record whose headers would pass JetStream's limit (MaxRecordHeaderBytes)
+// leaves out the largest original headers until it fits, and names them in
+// HeaderDroppedHeaders: a record JetStream refuses would never be stored,
+// and its job would be given back and come back for ever.
 func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	msg := nats.NewMsg(subjectPrefix + "." + string(f.Reason) + "." + j.ID)
 	msg.Data = j.Body
@@ -86,37 +93,109 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 		}
 		h[k] = append([]string(nil), vs...)
 	}
+	ours := make(map[string]bool, 16) // headers set here, never dropped
+	set := func(k, v string) { h[k], ours[k] = []string{v}, true }
 	if id := j.Header.Get(job.HeaderMsgID); id != "" {
 		// (A waiting copy has none: it carries Invoke-Original-Msg-Id.)
-		h.Set(job.HeaderOriginalMsgID, id)
+		set(job.HeaderOriginalMsgID, id)
 	}
 	if j.RejectedID == "" {
-		h.Set(job.HeaderJobID, j.ID)
+		set(job.HeaderJobID, j.ID)
 	}
 	if j.FunctionID != "" {
-		h.Set(job.HeaderFunctionID, j.FunctionID)
+		set(job.HeaderFunctionID, j.FunctionID)
 	}
-	h.Set(job.HeaderDLQReason, string(f.Reason))
-	h.Set(job.HeaderError, job.OneLine(f.Error))
+	set(job.HeaderDLQReason, string(f.Reason))
+	set(job.HeaderError, job.OneLine(f.Error))
 	if f.Status != 0 {
-		h.Set(job.HeaderStatus, strconv.Itoa(f.Status))
+		set(job.HeaderStatus, strconv.Itoa(f.Status))
 	} else {
 		h.Del(job.HeaderStatus)
 	}
-	h.Set(job.HeaderAttempts, strconv.Itoa(f.Attempts))
-	h.Set(job.HeaderOriginalSubject, j.Subject)
-	h.Set(job.HeaderOriginalSeq, strconv.FormatUint(j.Seq, 10))
+	set(job.HeaderAttempts, strconv.Itoa(f.Attempts))
+	set(job.HeaderOriginalSubject, j.Subject)
+	set(job.HeaderOriginalSeq, strconv.FormatUint(j.Seq, 10))
 	if !j.StoreAt.IsZero() {
-		h.Set(job.HeaderFirstSeenAt, j.StoreAt.UTC().Format(job.TimeFormatMillis))
+		set(job.HeaderFirstSeenAt, j.StoreAt.UTC().Format(job.TimeFormatMillis))
 	}
-	h.Set(job.HeaderFailedAt, f.FailedAt.UTC().Format(job.TimeFormatMillis))
-	h.Set(job.HeaderWorker, f.Worker)
+	set(job.HeaderFailedAt, f.FailedAt.UTC().Format(job.TimeFormatMillis))
+	set(job.HeaderWorker, f.Worker)
 	if len(f.History) > 0 {
-		h.Set(HeaderAttemptHistory, EncodeHistory(f.History))
+		set(HeaderAttemptHistory, EncodeHistory(f.History))
 	} else {
 		h.Del(HeaderAttemptHistory)
 	}
+	h.Del(HeaderDroppedHeaders)
+	fitHeaders(h, ours)
 	return msg
+}
+
+// HeaderDroppedHeaders names the original headers a dead-letter record
+// left out to fit JetStream's header limit, with their sizes.
+const HeaderDroppedHeaders = "Invoke-Dropped-Headers"
+
+// MaxRecordHeaderBytes is the largest header block JetStream stores
+// (nats-server refuses more than 65535 bytes: "header size exceeds maximum
+// allowed of 64k"). A job's headers can be just under it; its record adds
+// the dead-letter headers.
+const MaxRecordHeaderBytes = 65535
+
+// fitHeaders drops the largest headers not in keep from h until h's
+// encoded header block fits MaxRecordHeaderBytes, and lists them in
+// HeaderDroppedHeaders.
+func fitHeaders(h nats.Header, keep map[string]bool) {
+	size := headerBlockSize(h)
+	if size <= MaxRecordHeaderBytes {
+		return
+	}
+	type entry struct {
+		name        string
+		size, bytes int // lines in the block; bytes of the values
+	}
+	var candidates []entry
+	for k, vs := range h {
+		if !keep[k] {
+			e := entry{name: k, size: headerLinesSize(k, vs)}
+			for _, v := range vs {
+				e.bytes += len(v)
+			}
+			candidates = append(candidates, e)
+		}
+	}
+	slices.SortFunc(candidates, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(b.size, a.size), cmp.Compare(a.name, b.name))
+	})
+	var dropped []string
+	for _, c := range candidates {
+		delete(h, c.name)
+		dropped = append(dropped, fmt.Sprintf("%s (%d bytes)", c.name, c.bytes))
+		h.Set(HeaderDroppedHeaders, job.OneLine(strings.Join(dropped, ", ")))
+		if headerBlockSize(h) <= MaxRecordHeaderBytes {
+			return
+		}
+	}
+}
+
+// headerBlockSize is the size of h as NATS sends it: "NATS/1.0\r\n", then
+// "key: value\r\n" per value, then "\r\n" (0 for no headers).
+func headerBlockSize(h nats.Header) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range h {
+		n += headerLinesSize(k, vs)
+	}
+	return n
+}
+
+// headerLinesSize is the size of one header's lines in a header block.
+func headerLinesSize(k string, vs []string) int {
+	n := 0
+	for _, v := range vs {
+		n += len(k) + len(": ") + len(v) + len("\r\n")
+	}
+	return n
 }
 
 // DedupeID is the Nats-Msg-Id of j's record: a job dead-lettered again after

@@ -249,7 +249,7 @@ func ReplayMsgID(stream string, seq uint64) string {
 var deadLetterHeaders = []string{
 	job.HeaderDLQReason, job.HeaderError, job.HeaderStatus, job.HeaderAttempts,
 	job.HeaderOriginalSubject, job.HeaderOriginalSeq, job.HeaderFirstSeenAt, job.HeaderFailedAt,
-	job.HeaderWorker, HeaderAttemptHistory, job.HeaderOriginalMsgID,
+	job.HeaderWorker, HeaderAttemptHistory, job.HeaderOriginalMsgID, HeaderDroppedHeaders,
 }
 
 // ReplayMessage builds the job that replaying r (read whole, with Get)
