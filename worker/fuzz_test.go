@@ -40,8 +40,10 @@ var fuzzNames = []string{
 
 // fuzzFunctions are the function a job names before its fuzzed headers
 // apply, by the input's first byte: one that echoes, one the service
-// does not know (404), one with no endpoint, and none.
-var fuzzFunctions = []string{fnEcho, fnBroken, "ocid1.fnfunc.oc1.phx.aaaaaaaanowhere", ""}
+// does not know (404), one with no endpoint, none, and one that is always
+// busy (409 IncorrectState: retried to exhaustion, but not a sign of an
+// unhealthy service, so no breaker counts it).
+var fuzzFunctions = []string{fnEcho, fnBroken, "ocid1.fnfunc.oc1.phx.aaaaaaaanowhere", "", fnOther}
 
 // A fuzzed header block is a sequence of entries: name (low 6 bits: index
 // into fuzzNames; high 2: spelling), repeat (the value is repeated
@@ -128,9 +130,9 @@ func respell(name string, spelling byte) string {
 //   - nothing panics or logs an error, and no circuit breaker changes state
 //     (every function is healthy, so a failure the breaker counts is the
 //     job's, misclassed);
-//   - no job is retried to exhaustion or fails with a network error: the
-//     network is fine, so such a failure is a job the worker should have
-//     refused up front;
+//   - no job fails with a network error, or is retried to exhaustion unless
+//     its function is the busy one: the network is fine, so such a failure
+//     is a job the worker should have refused up front;
 //   - an invalid job never reaches the emulator, and has no attempts.
 //
 // NATS, the emulator and the worker start once for the whole target.
@@ -153,6 +155,9 @@ func FuzzWorkerJobs(f *testing.F) {
 	// and a job that fails: its record, with more headers, must still be
 	// stored.
 	f.Add(uint8(1), encodeHeaders(fuzzHeader{name: "X-Custom", value: strings.Repeat("x", 255), repeat: 255}), []byte("x"))
+	// The same, retried: the job waits between attempts.
+	f.Add(uint8(4), encodeHeaders(fuzzHeader{name: "X-Custom", value: strings.Repeat("x", 255), repeat: 255}), []byte("x"))
+	f.Add(uint8(4), []byte(nil), []byte("busy"))
 	// CR and LF: NATS turns them into spaces, so they arrive as field content.
 	f.Add(uint8(0), encodeHeaders(fuzzHeader{name: job.HeaderContentType, value: "text/plain\r\nX-Evil: 1"}), []byte("x"))
 	// Job ids: refused, repeated in several spellings.
@@ -207,9 +212,9 @@ func startFuzzEnv(f *testing.F) *fuzzEnv {
 	env := &fuzzEnv{logs: &syncBuffer{}}
 	env.nats = testenv.StartNATS(f, queue.Topology{})
 	creds := testenv.Credentials(f)
-	env.emu = testenv.StartEmulator(f, creds, map[string]emulator.Behavior{fnBroken: {Status: 404}})
+	env.emu = testenv.StartEmulator(f, creds, map[string]emulator.Behavior{fnBroken: {Status: 404}, fnOther: {Status: 409, Code: "IncorrectState"}})
 	client, err := invoke.New(invoke.Config{
-		Resolver: invoke.StaticEndpoints{fnEcho: env.emu.URL(), fnBroken: env.emu.URL()},
+		Resolver: invoke.StaticEndpoints{fnEcho: env.emu.URL(), fnBroken: env.emu.URL(), fnOther: env.emu.URL()},
 		Signer:   testenv.Signer(f, creds), MaxConns: 4, ReadTimeout: 10 * time.Second,
 	})
 	if err != nil {
@@ -310,8 +315,8 @@ func (env *fuzzEnv) run(t *testing.T, fn string, headers, body []byte) {
 		switch {
 		case rec.Header.Get(job.HeaderOriginalSeq) != strconv.FormatUint(ack.Sequence, 10):
 			t.Errorf("%s; the record is of job %s, not %d", what, rec.Header.Get(job.HeaderOriginalSeq), ack.Sequence)
-		case reason == string(dlq.ReasonExhausted):
-			t.Errorf("%s; nothing here is unhealthy", what)
+		case reason == string(dlq.ReasonExhausted) && rec.Header.Get(job.HeaderStatus) != "409":
+			t.Errorf("%s; nothing here fails but the busy function", what)
 		case strings.Contains(rec.Header.Get(dlq.HeaderAttemptHistory), invoke.ErrNetwork.Error()):
 			t.Errorf("%s; a network error with a healthy network is the job's fault", what)
 		case reason == string(dlq.ReasonInvalid) && (attempts != "0" || env.emu.Stats().Requests != requests):
