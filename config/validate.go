@@ -393,20 +393,7 @@ func (v *validator) streamOverlaps(s Streams) {
 }
 
 // subjectsOverlap reports whether some subject matches both patterns.
-func subjectsOverlap(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; ; i++ {
-		if i == len(at) || i == len(bt) {
-			return len(at) == len(bt)
-		}
-		if at[i] == ">" || bt[i] == ">" {
-			return true
-		}
-		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
-			return false
-		}
-	}
-}
+func subjectsOverlap(a, b string) bool { return job.SubjectsOverlap(a, b) }
 
 // natsURLs checks a comma-separated list of NATS URLs. A URL without a
 // scheme is accepted as the NATS client does, as nats://. Messages show

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/invoke-worker/worker/job"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -242,25 +242,10 @@ func CheckStreams(ctx context.Context, js jetstream.JetStream, t Topology) error
 var ErrWaitPrefixOverlaps = errors.New("the wait prefix overlaps the jobs subjects")
 
 func (t Topology) checkWaitPrefix() error {
-	wait := t.WaitPrefix + ".x"
 	for _, s := range t.JobsSubjects {
-		if subjectMatches(s, wait) || subjectMatches(s, t.WaitPrefix+".>") {
+		if job.SubjectsOverlap(s, t.WaitPrefix+".>") {
 			return fmt.Errorf("%w: %s.> is taken by jobs subject %s", ErrWaitPrefixOverlaps, t.WaitPrefix, s)
 		}
 	}
 	return nil
-}
-
-// subjectMatches reports whether filter (with * and >) matches subject.
-func subjectMatches(filter, subject string) bool {
-	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
-	for i, tok := range f {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i] && s[i] != ">" && s[i] != "*") {
-			return false
-		}
-	}
-	return len(f) == len(s)
 }

@@ -118,6 +118,12 @@ type Config struct {
 	// SampleInterval is how often the consumer's state is read for the
 	// gauges (Deps.Sampler). Defaults to 15s.
 	SampleInterval time.Duration
+	// OwnSubjects are the subject patterns of the product's own streams
+	// (jobs, results, dead letters, waiting copies). A job whose
+	// Invoke-Reply-To falls in one is invalid: its reply would be stored
+	// as a job, a result or a record. ResultsPrefix.> and WaitPrefix.> are
+	// always in.
+	OwnSubjects []string
 }
 
 // Defaults of the waiting and sharing settings.
@@ -153,6 +159,7 @@ func (c Config) withSharingDefaults() Config {
 	if c.SampleInterval == 0 {
 		c.SampleInterval = SampleIntervalDefault
 	}
+	c.OwnSubjects = append(c.OwnSubjects[:len(c.OwnSubjects):len(c.OwnSubjects)], c.ResultsPrefix+".>", c.WaitPrefix+".>")
 	return c
 }
 

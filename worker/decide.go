@@ -205,6 +205,10 @@ func decide(o outcome, p policy) decision {
 		return decision{action: actComplete, status: o.resp.Status, attempts: attempts}
 	case errors.Is(o.err, errInterrupted):
 		return decision{action: actRelease, cause: o.err.Error(), attempts: attempts}
+	case errors.Is(o.err, invoke.ErrBadRequest), errors.Is(o.err, invoke.ErrRequestTooLarge):
+		// Nothing was sent: the job carries what HTTP cannot, or more
+		// than the function takes. Its fault, never the function's.
+		return dead(dlq.ReasonInvalid, o.err.Error())
 	case !p.retryable(o.err):
 		return dead(dlq.ReasonPermanent, o.err.Error())
 	case o.attempt >= p.maxAttempts:

@@ -78,6 +78,8 @@ func TestDecideEveryRow(t *testing.T) {
 			decision{action: actComplete, status: 200, attempts: 2}},
 		{"interrupted", outcome{made: true, err: fmt.Errorf("%w: ctx", errInterrupted), attempt: 1},
 			decision{action: actRelease, cause: "interrupted by shutdown: ctx", attempts: 1}},
+		{"request that cannot be built", outcome{err: &invoke.Error{Err: invoke.ErrBadRequest}, attempt: 1, job: fresh},
+			decision{action: actDeadLetter, reason: dlq.ReasonInvalid, cause: (&invoke.Error{Err: invoke.ErrBadRequest}).Error()}},
 		{"permanent", outcome{made: true, err: e404, attempt: 1, job: fresh},
 			decision{action: actDeadLetter, reason: dlq.ReasonPermanent, status: 404, cause: e404.Error(), attempts: 1}},
 		{"exhausted", outcome{made: true, err: e503, attempt: 3, job: fresh},

@@ -87,6 +87,9 @@ func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) 
 	if o.parseErr == nil {
 		ws, o.parseErr = readWaitState(msg.Headers(), w.cfg.Retry.MaxAttempts)
 	}
+	if o.parseErr == nil && o.job.ReplyTo != "" {
+		o.parseErr = w.checkReplyTo(o.job.ReplyTo)
+	}
 	if o.parseErr != nil {
 		return o
 	}
@@ -123,6 +126,16 @@ func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) 
 	o.attempt = max(1, ws.attempts+int(meta.NumDelivered)-o.freeDeliveries)
 	w.try(ctx, &o, stopping)
 	return o
+}
+
+// checkReplyTo refuses a reply subject inside the product's own streams.
+func (w *Worker) checkReplyTo(subject string) error {
+	for _, own := range w.cfg.OwnSubjects {
+		if job.SubjectsOverlap(own, subject) {
+			return fmt.Errorf("%w: %s %q is a subject of the worker's own streams (%s): the reply would be stored there", job.ErrInvalid, job.HeaderReplyTo, subject, own)
+		}
+	}
+	return nil
 }
 
 // completedBefore reports whether a result of j is already stored. A
@@ -202,6 +215,10 @@ func (w *Worker) try(ctx context.Context, o *outcome, stopping bool) {
 	elapsed := w.cfg.Now().Sub(start)
 	took = elapsed
 	done(o.err)
+	if errors.Is(o.err, invoke.ErrBadRequest) || errors.Is(o.err, invoke.ErrRequestTooLarge) {
+		// Refused before anything was sent: no attempt was made.
+		return
+	}
 	o.made = true
 
 	a := dlq.Attempt{N: o.attempt, At: start.UTC(), DurationMs: elapsed.Milliseconds(), Worker: w.cfg.ID, Breaker: breakerState}

@@ -327,3 +327,28 @@ func TestCompressedAnswerIsStoredAsSent(t *testing.T) {
 		t.Fatalf("decompressed %q, %v", plain, err)
 	}
 }
+
+// TestReplyToIntoTheWorkersOwnStreamsIsInvalid: a reply sent to a jobs,
+// results or waiting subject would be stored there (a job run again, a
+// forged result); such a job is refused before it is invoked.
+func TestReplyToIntoTheWorkersOwnStreamsIsInvalid(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, worker.Config{OwnSubjects: []string{"invoke.jobs.>", "invoke.dlq.>"}}, nil)
+	for i, reply := range []string{"invoke.jobs.again", "invoke.results.someone-else", "invoke.dlq.invalid.x", "invoke.wait.7"} {
+		hdr := jobHeader(fnEcho, fmt.Sprintf("reply-%d", i))
+		hdr.Set(job.HeaderReplyTo, reply)
+		h.publish("invoke.jobs.r", hdr, []byte("x"))
+	}
+	ok := jobHeader(fnEcho, "reply-ok")
+	ok.Set(job.HeaderReplyTo, "my.inbox.1")
+	h.publish("invoke.jobs.r", ok, []byte("x"))
+	h.waitSettled(1, 4)
+	for _, r := range h.streamMsgs(h.nats.Topology.DLQStream) {
+		if !strings.HasPrefix(r.Subject, "invoke.dlq.invalid.") || !strings.Contains(r.Header.Get(job.HeaderError), job.HeaderReplyTo) {
+			t.Fatalf("record %s: %s", r.Subject, r.Header.Get(job.HeaderError))
+		}
+	}
+	if c := h.emu.Stats().Functions[fnEcho].Calls; c != 1 {
+		t.Fatalf("%d calls; the refused jobs reached the function", c)
+	}
+}

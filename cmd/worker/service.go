@@ -8,6 +8,7 @@ import (
 	neturl "net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -280,6 +281,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		MetricFunctions:        c.Worker.MetricFunctions,
 		WaitLogThreshold:       c.Worker.WaitLogThreshold,
 		WaitPrefix:             topo.WaitPrefix,
+		OwnSubjects:            append(slices.Clone(topo.JobsSubjects), topo.ResultsPrefix+".>", topo.DLQPrefix+".>", topo.WaitPrefix+".>"),
 		// A wait's mark must outlast the original's redelivery.
 		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*topo.AckWait),
 		Metrics:     reg,
