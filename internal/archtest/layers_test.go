@@ -1,0 +1,134 @@
+// Package archtest holds the import rules of the codebase as a test: the
+// layering docs/architecture.md describes ("Rules") fails here when a
+// package imports what it must not.
+package archtest
+
+import (
+	"fmt"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/invoke-worker/worker"
+
+// rule says that packages matching from must not import packages matching
+// to (both relative to the module; a trailing /... matches the subtree).
+type rule struct {
+	from, to []string
+	why      string
+}
+
+var (
+	// libraries are the packages other programs may import.
+	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "worker", "client", "fanout"}
+	// apps are the layers above the libraries.
+	apps = []string{"config", "admin", "bench", "cmd/...", "internal/testenv"}
+)
+
+var rules = []rule{
+	{[]string{"queue"}, []string{"invoke/...", "dlq", "worker", "client", "fanout"}, "queue is JetStream only: it knows nothing of the function client, records or the engine"},
+	{[]string{"invoke/..."}, []string{"queue", "dlq", "worker", "client", "fanout"}, "invoke is the function client only"},
+	{[]string{"dlq"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlq is the record format and its operations, on JetStream alone"},
+	{[]string{"job"}, []string{"queue", "invoke/...", "dlq", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
+	{[]string{"worker"}, []string{"queue", "client", "fanout"}, "worker declares the small interfaces it needs; cmd wires queue into them"},
+	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
+	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
+}
+
+// imports returns each package of the module with its non-test imports
+// inside the module, relative names.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports ","}}`, module+"/...").Output()
+	if err != nil {
+		t.Skipf("go list: %v (the go tool is needed for this test)", err)
+	}
+	graph := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, deps, _ := strings.Cut(line, " ")
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+		if rel == "" {
+			rel = "."
+		}
+		graph[rel] = nil
+		for _, d := range strings.Split(deps, ",") {
+			if strings.HasPrefix(d, module+"/") {
+				graph[rel] = append(graph[rel], strings.TrimPrefix(d, module+"/"))
+			}
+		}
+	}
+	return graph
+}
+
+func matches(patterns []string, pkg string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool {
+		if p == "..." {
+			return true
+		}
+		if base, ok := strings.CutSuffix(p, "/..."); ok {
+			return pkg == base || strings.HasPrefix(pkg, base+"/")
+		}
+		return pkg == p
+	})
+}
+
+// violations lists every import in graph that a rule forbids.
+func violations(graph map[string][]string, rules []rule) []string {
+	var out []string
+	for pkg, deps := range graph {
+		for _, r := range rules {
+			if !matches(r.from, pkg) {
+				continue
+			}
+			for _, d := range deps {
+				if matches(r.to, d) && !(matches(r.from, d) && d == pkg) {
+					out = append(out, fmt.Sprintf("%s imports %s: %s", pkg, d, r.why))
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestImportRules(t *testing.T) {
+	graph := imports(t)
+	if len(graph) < 10 {
+		t.Fatalf("go list found %d packages", len(graph))
+	}
+	for _, v := range violations(graph, rules) {
+		t.Error(v)
+	}
+}
+
+// TestImportRulesCatchABrokenRule: the checker itself fails on a graph that
+// breaks each rule on purpose.
+func TestImportRulesCatchABrokenRule(t *testing.T) {
+	broken := map[string][]string{
+		"queue":            {"invoke"},
+		"invoke":           {"queue"},
+		"dlq":              {"worker"},
+		"job":              {"dlq"},
+		"worker":           {"queue"},
+		"client":           {"config"},
+		"fanout":           {"internal/testenv"},
+		"config":           {"cmd/worker"},
+		"invoke/emulator":  {"bench"},
+		"internal/testenv": {"worker"}, // allowed
+	}
+	got := violations(broken, rules)
+	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "job imports dlq",
+		"worker imports queue", "client imports config", "fanout imports internal/testenv", "config imports cmd/worker", "invoke/emulator imports bench"} {
+		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want+":") }) {
+			t.Errorf("no violation reported for %q; got %v", want, got)
+		}
+	}
+	for _, v := range got {
+		if strings.HasPrefix(v, "internal/testenv imports worker") {
+			t.Errorf("allowed import reported: %s", v)
+		}
+	}
+}
