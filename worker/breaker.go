@@ -132,6 +132,19 @@ func (b *breakers) allow(functionID string) (done func(error), state string, ok 
 	return done, state, true
 }
 
+// open reports whether functionID's breaker is open now (a look that
+// reserves nothing: allow still decides).
+func (b *breakers) open(functionID string) bool {
+	key := b.key(functionID)
+	if key == "" {
+		return false
+	}
+	b.mu.Lock()
+	cb, ok := b.m[key]
+	b.mu.Unlock()
+	return ok && cb.State() == gobreaker.StateOpen
+}
+
 // states returns every breaker's state by key: closed, half-open or open.
 func (b *breakers) states() map[string]string {
 	b.mu.Lock()

@@ -186,6 +186,12 @@ func (w *Worker) try(ctx context.Context, o *outcome, stopping bool) {
 		return
 	}
 	j.Body = body
+	if w.breakers.open(j.FunctionID) {
+		// Before the share: a function that cannot be called must not
+		// count as one in flight, shrinking the others' shares.
+		o.deferCause = causeBreakerOpen
+		return
+	}
 	release, wait, cause := w.limits.acquire(j.FunctionID, now)
 	if cause != "" {
 		o.deferCause, o.deferHint = cause, wait
