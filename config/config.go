@@ -1,6 +1,12 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/invoke-worker/worker/invoke"
+	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/worker"
+)
 
 // Config is the whole worker configuration. The yaml tags are the key names
 // used in the file, in WORKER_ environment variables and in overrides.
@@ -264,7 +270,8 @@ type Retry struct {
 	// Randomization is the jitter factor, 0 to 1. Default 0.5.
 	Randomization float64 `yaml:"randomization"`
 	// On lists the retryable failures: network, timeout, NNN, NNN/Code or
-	// */Code. Default ["network", "429", "500", "502", "503", "504",
+	// */Code (invoke.ParseRetryRule). Default invoke.RetryOnDefault():
+	// ["network", "timeout", "429", "500", "502", "503", "504",
 	// "409/IncorrectState", "409/LockConflict"].
 	On []string `yaml:"on"`
 	// Never lists failures never retried even if On matches, in the same
@@ -381,84 +388,93 @@ type RouteCloudEvent struct {
 
 // Default returns the default configuration. Each call returns fresh maps
 // and slices, so callers may modify the result.
+//
+// The defaults of settings the libraries own come from them: stream and
+// NATS defaults from queue, invocation and retry rules from invoke, the
+// engine's from worker. Only what exists in configuration alone (file
+// locations, the admin endpoint, logging, the emulator) is written here.
 func Default() Config {
+	topo := queue.DefaultTopology()
+	retry := worker.DefaultRetryConfig()
+	breaker := worker.DefaultBreakerConfig()
 	return Config{
 		NATS: NATS{
-			Name:           "invoke-worker",
-			ConnectTimeout: 5 * time.Second,
-			ReconnectWait:  time.Second,
+			Name:           queue.ConnNameDefault,
+			ConnectTimeout: queue.ConnectTimeoutDefault,
+			ReconnectWait:  queue.ReconnectWaitDefault,
 			Embedded: Embedded{
-				Listen:     "127.0.0.1:4222",
+				Listen:     queue.EmbeddedListenDefault,
 				StoreDir:   "./data/nats",
-				MaxPayload: 8 * MiB,
+				MaxPayload: queue.MaxPayloadDefault,
 			},
 		},
 		Streams: Streams{
-			Jobs:            "INVOKE_JOBS",
-			Results:         "INVOKE_RESULTS",
-			DLQ:             "INVOKE_DLQ",
-			JobsSubjects:    []string{"invoke.jobs.>"},
-			ResultsPrefix:   "invoke.results",
-			DLQPrefix:       "invoke.dlq",
-			WaitPrefix:      "invoke.wait",
-			Replicas:        1,
-			MaxMsgSize:      8 * MiB,
-			ResultsMaxAge:   24 * time.Hour,
-			DLQMaxAge:       30 * 24 * time.Hour,
-			DuplicateWindow: 2 * time.Minute,
-			State:           "INVOKE_ATTEMPTS",
-			StateMaxAge:     24 * time.Hour,
-			JobBodies:       "INVOKE_JOB_BODIES",
-			ResultBodies:    "INVOKE_RESULT_BODIES",
+			Jobs:            topo.JobsStream,
+			Results:         topo.ResultsStream,
+			DLQ:             topo.DLQStream,
+			JobsSubjects:    topo.JobsSubjects,
+			ResultsPrefix:   topo.ResultsPrefix,
+			DLQPrefix:       topo.DLQPrefix,
+			WaitPrefix:      topo.WaitPrefix,
+			Replicas:        topo.Replicas,
+			MaxMsgSize:      Size(topo.MaxMsgSize),
+			JobsMaxAge:      topo.JobsMaxAge,
+			ResultsMaxAge:   topo.ResultsMaxAge,
+			DLQMaxAge:       topo.DLQMaxAge,
+			DuplicateWindow: topo.DuplicateWindow,
+			State:           queue.StateBucketDefault,
+			StateMaxAge:     queue.StateMaxAgeDefault,
+			JobBodies:       topo.JobBodies,
+			ResultBodies:    topo.ResultBodies,
 		},
 		Consumer: Consumer{
-			Durable:       "invoke-workers",
-			AckWait:       90 * time.Second,
-			MaxAckPending: 20000,
+			Durable:       topo.Durable,
+			AckWait:       topo.AckWait,
+			MaxAckPending: topo.MaxAckPending,
 		},
 		Worker: Worker{
-			Concurrency:      64,
-			DrainTimeout:     30 * time.Second,
-			ProgressInterval: 10 * time.Second,
+			Concurrency:      worker.ConcurrencyDefault,
+			DrainTimeout:     worker.DrainTimeoutDefault,
+			ProgressInterval: worker.ProgressIntervalDefault,
 			GCMinHeap:        32 * MiB,
-			PullMaxBytes:     16 * MiB,
+			PullMaxBytes:     worker.PullMaxBytesDefault,
 			FairShare:        true,
-			ReservedShare:    0.125,
-			MetricFunctions:  100,
-			WaitLogThreshold: 1000,
+			ReservedShare:    1.0 / worker.ReservedSlotsDivisor,
+			MetricFunctions:  worker.MetricFunctionsDefault,
+			WaitLogThreshold: worker.WaitLogThresholdDefault,
 		},
 		Invoke: Invoke{
-			APIVersion:    "20260325",
-			RequestLimit:  6 * MiB,
-			ResponseLimit: 100 * MiB,
+			APIVersion:    invoke.APIVersionDefault,
+			RequestLimit:  invoke.RequestLimitDefault,
+			ResponseLimit: invoke.ResponseLimitDefault,
 			Timeout: InvokeTimeout{
-				Connect: 10 * time.Second,
-				Read:    60 * time.Second,
+				Connect: invoke.ConnectTimeoutDefault,
+				Read:    invoke.ReadTimeoutDefault,
 			},
 			Endpoints: map[string]string{},
 			OCI: OCI{
-				Auth:       "api_key",
-				ConfigFile: "~/.oci/config",
-				Profile:    "DEFAULT",
+				Auth:       invoke.AuthAPIKey,
+				ConfigFile: invoke.OCIConfigFileDefault,
+				Profile:    invoke.OCIProfileDefault,
 			},
 		},
 		Retry: Retry{
-			MaxAttempts:     8,
-			InitialInterval: 500 * time.Millisecond,
-			MaxInterval:     30 * time.Second,
-			Multiplier:      2,
-			MaxElapsed:      10 * time.Minute,
-			Randomization:   0.5,
-			On:              []string{"network", "429", "500", "502", "503", "504", "409/IncorrectState", "409/LockConflict"},
+			MaxAttempts:     retry.MaxAttempts,
+			InitialInterval: retry.InitialInterval,
+			MaxInterval:     retry.MaxInterval,
+			Multiplier:      retry.Multiplier,
+			MaxElapsed:      retry.MaxElapsed,
+			Randomization:   retry.Randomization,
+			On:              invoke.RetryOnDefault(),
 			Never:           []string{},
 		},
 		Breaker: Breaker{
-			Mode:             "function",
-			FailureRatio:     0.8,
-			MinRequests:      10,
-			Interval:         120 * time.Second,
-			OpenTimeout:      30 * time.Second,
-			HalfOpenRequests: 1,
+			Mode:             breaker.Mode,
+			FailureRatio:     breaker.FailureRatio,
+			MinRequests:      breaker.MinRequests,
+			Interval:         breaker.Interval,
+			OpenTimeout:      breaker.OpenTimeout,
+			HalfOpenRequests: breaker.HalfOpenRequests,
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:9090"},
 		Log:  Log{Level: "info", Format: "json"},

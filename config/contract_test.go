@@ -16,9 +16,7 @@ var contractRow = regexp.MustCompile("(?m)^\\| `([a-z0-9_.\\[\\]]+)` \\| (.*?) \
 // contractPending names keys whose shipped default still differs from
 // docs/contract.md, with the defect that makes it differ. The test fails
 // once a key agrees, so that its entry goes.
-var contractPending = map[string]string{
-	"retry.on": "issue 10, defect 2: the config default lacks timeout",
-}
+var contractPending = map[string]string{}
 
 // TestContractDocumentsEveryKeyAndItsDefault holds docs/contract.md, the one
 // place defaults are written in prose, to the code: every key has exactly

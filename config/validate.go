@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/invoke-worker/worker/fanout"
+	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -145,10 +147,10 @@ func (c Config) Validate() error {
 	v.nonNegative("retry.max_elapsed", r.MaxElapsed)
 	v.check(r.Randomization >= 0 && r.Randomization <= 1, "retry.randomization", "must be 0 to 1, got %g", r.Randomization)
 	for _, e := range r.On {
-		v.retryClass("retry.on", e)
+		v.retryRule("retry.on", e)
 	}
 	for _, e := range r.Never {
-		v.retryClass("retry.never", e)
+		v.retryRule("retry.never", e)
 	}
 
 	b := c.Breaker
@@ -185,7 +187,7 @@ const (
 	// within the 128 characters a job id may have.
 	RouteNameMax = 32
 	// RouteJobSubjectPrefix starts a route's default job subject.
-	RouteJobSubjectPrefix = "invoke.jobs."
+	RouteJobSubjectPrefix = fanout.JobSubjectPrefix
 )
 
 // JobSubjectOf returns where r publishes its jobs.
@@ -442,26 +444,12 @@ func (v *validator) mapKey(key, id string) {
 	v.check(id != "" && !strings.ContainsFunc(id, unicode.IsSpace), key, "%q is not a function id", id)
 }
 
-// retryClass checks a failure class: network, timeout, NNN, NNN/Code or
-// */Code, NNN being an HTTP status.
-func (v *validator) retryClass(key, e string) {
-	ok := func() bool {
-		if e == "network" || e == "timeout" {
-			return true
-		}
-		status, code, hasCode := strings.Cut(e, "/")
-		if hasCode && (code == "" || strings.ContainsFunc(code, func(r rune) bool {
-			return !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.'))
-		})) {
-			return false
-		}
-		if hasCode && status == "*" {
-			return true
-		}
-		n, err := strconv.Atoi(status)
-		return err == nil && len(status) == 3 && n >= 100 && n <= 599
-	}()
-	v.check(ok, key, "%q is not network, timeout, NNN, NNN/Code or */Code (NNN an HTTP status 100-599)", e)
+// retryRule checks a retry.on or retry.never entry with the grammar of
+// the invoke package, which applies the rules.
+func (v *validator) retryRule(key, e string) {
+	if err := invoke.ParseRetryRule(e); err != nil {
+		v.check(false, key, "%w", err)
+	}
 }
 
 func sortedKeys(m map[string]string) []string {

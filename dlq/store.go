@@ -14,20 +14,13 @@ import (
 	"github.com/invoke-worker/worker/job"
 )
 
-// Defaults of StoreConfig.
-const (
-	StreamDefault        = "INVOKE_DLQ"
-	PrefixDefault        = "invoke.dlq"
-	JobsStreamDefault    = "INVOKE_JOBS"
-	ResultsStreamDefault = "INVOKE_RESULTS"
-	ResultsPrefixDefault = "invoke.results"
-	// ReplayBucketSuffix names the replay-marker bucket after the stream:
-	// INVOKE_DLQ_REPLAYS.
-	ReplayBucketSuffix = "_REPLAYS"
-)
+// ReplayBucketSuffix names the replay-marker bucket after the stream:
+// INVOKE_DLQ_REPLAYS.
+const ReplayBucketSuffix = "_REPLAYS"
 
 // StoreConfig says where the dead-letter stream and its neighbours are.
-// Zero values take the contract's defaults.
+// Zero values take the contract's defaults (job.DLQStreamDefault and the
+// other names there).
 type StoreConfig struct {
 	// Stream and Prefix: the dead-letter stream and its subject prefix
 	// (records on <Prefix>.<reason>.<job-id>). Default INVOKE_DLQ and
@@ -64,11 +57,11 @@ func (c StoreConfig) withDefaults() StoreConfig {
 			*s = v
 		}
 	}
-	def(&c.Stream, StreamDefault)
-	def(&c.Prefix, PrefixDefault)
-	def(&c.JobsStream, JobsStreamDefault)
-	def(&c.ResultsStream, ResultsStreamDefault)
-	def(&c.ResultsPrefix, ResultsPrefixDefault)
+	def(&c.Stream, job.DLQStreamDefault)
+	def(&c.Prefix, job.DLQPrefixDefault)
+	def(&c.JobsStream, job.JobsStreamDefault)
+	def(&c.ResultsStream, job.ResultsStreamDefault)
+	def(&c.ResultsPrefix, job.ResultsPrefixDefault)
 	def(&c.ReplayBucket, bucketName(c.Stream+ReplayBucketSuffix))
 	if c.RequestLimit == 0 {
 		c.RequestLimit = job.RequestLimitDefault

@@ -28,7 +28,7 @@ func TestRequestThatCannotBeBuiltIsTheCallersFault(t *testing.T) {
 	defer client.CloseIdleConnections()
 	// Every rule a configuration can name, on and never empty: not even
 	// "network" may retry it.
-	greedy, err := invoke.NewRetryPolicy(append([]string{"*/InvalidParameter", "400"}, invoke.DefaultRetryOn...), nil)
+	greedy, err := invoke.NewRetryPolicy(append([]string{"*/InvalidParameter", "400"}, invoke.RetryOnDefault()...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

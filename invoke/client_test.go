@@ -107,7 +107,7 @@ func TestBodyStallIsATimeoutWithTheStatus(t *testing.T) {
 	if !strings.Contains(ie.Error(), "200") {
 		t.Fatalf("error %q does not say the function answered 200", ie)
 	}
-	policy, err := invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
+	policy, err := invoke.NewRetryPolicy(invoke.RetryOnDefault(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,10 +95,8 @@ func (e *Error) Unhealthy() bool {
 }
 
 // RetryPolicy decides which failures are worth another attempt. Rules are
-// written as in configuration: "network", "timeout", "NNN" (a status),
-// "NNN/Code" (a status with an OCI error code) or "*/Code" (a code with any
-// status). A failure is retryable when it matches a rule in On and none in
-// Never.
+// written as in configuration (see ParseRetryRule). A failure is retryable
+// when it matches a rule in On and none in Never.
 type RetryPolicy struct {
 	on, never []retryRule
 }
@@ -109,9 +107,12 @@ type retryRule struct {
 	code             string
 }
 
-// DefaultRetryOn is the contract's list of retryable failures, which is also
-// what the OCI Go SDK's default retry policy retries.
-var DefaultRetryOn = []string{"network", "timeout", "429", "500", "502", "503", "504", "409/IncorrectState", "409/LockConflict"}
+// RetryOnDefault returns the contract's list of retryable failures, which
+// is also what the OCI Go SDK's default retry policy retries: a new slice
+// on every call.
+func RetryOnDefault() []string {
+	return []string{"network", "timeout", "429", "500", "502", "503", "504", "409/IncorrectState", "409/LockConflict"}
+}
 
 // NewRetryPolicy parses the rule lists.
 func NewRetryPolicy(on, never []string) (*RetryPolicy, error) {
@@ -133,34 +134,48 @@ func NewRetryPolicy(on, never []string) (*RetryPolicy, error) {
 	return p, nil
 }
 
-// ParseRetryRule checks one rule's syntax.
+// ParseRetryRule checks one rule. The grammar, exactly: "network",
+// "timeout", "NNN" (an HTTP status, three digits from 100 to 599),
+// "NNN/Code" (a status with an OCI error code) or "*/Code" (a code with any
+// status), Code being ASCII letters, digits, '_', '-' and '.'. Codes match
+// case-insensitively. This is the only parser of the grammar: configuration
+// is validated with it.
 func ParseRetryRule(s string) error { _, err := parseRetryRule(s); return err }
 
 func parseRetryRule(s string) (retryRule, error) {
-	s = strings.TrimSpace(s)
-	switch strings.ToLower(s) {
+	switch s {
 	case "network":
 		return retryRule{network: true}, nil
 	case "timeout":
 		return retryRule{timeout: true}, nil
 	}
-	statusPart, code, hasCode := strings.Cut(s, "/")
+	bad := fmt.Errorf("%q is not network, timeout, NNN, NNN/Code or */Code (NNN an HTTP status 100-599; Code of letters, digits, _ - .)", s)
+	status, code, hasCode := strings.Cut(s, "/")
 	var r retryRule
 	if hasCode {
-		if code == "" {
-			return r, fmt.Errorf("retry rule %q: empty error code", s)
+		if !validErrorCode(code) {
+			return r, bad
 		}
 		r.code = code
+		if status == "*" {
+			return r, nil
+		}
 	}
-	if statusPart == "*" && hasCode {
-		return r, nil
+	if len(status) != 3 || strings.Trim(status, "0123456789") != "" {
+		return r, bad
 	}
-	n, err := strconv.Atoi(statusPart)
-	if err != nil || n < 100 || n > 599 {
-		return r, fmt.Errorf("retry rule %q: want network, timeout, NNN, NNN/Code or */Code", s)
+	n, _ := strconv.Atoi(status)
+	if n < 100 || n > 599 {
+		return r, bad
 	}
 	r.status = n
 	return r, nil
+}
+
+func validErrorCode(code string) bool {
+	return code != "" && !strings.ContainsFunc(code, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.')
+	})
 }
 
 func (r retryRule) matches(e *Error) bool {

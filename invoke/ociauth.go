@@ -1,6 +1,7 @@
 package invoke
 
 import (
+	"cmp"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -24,12 +25,18 @@ const (
 	AuthNone                = "none"
 )
 
+// Defaults of OCIAuth: where the OCI CLI and SDKs look for an API key.
+const (
+	OCIConfigFileDefault = "~/.oci/config"
+	OCIProfileDefault    = "DEFAULT"
+)
+
 // OCIAuth selects where signing credentials come from.
 type OCIAuth struct {
 	// Mode is one of the Auth* constants. Defaults to api_key.
 	Mode string
 	// ConfigFile and Profile locate the API key for api_key. Default
-	// ~/.oci/config and DEFAULT.
+	// OCIConfigFileDefault and OCIProfileDefault.
 	ConfigFile string
 	Profile    string
 	// Passphrase unlocks an encrypted key file; empty uses the file's
@@ -58,15 +65,8 @@ func NewOCICredentials(a OCIAuth) (Signer, common.ConfigurationProvider, error) 
 	case AuthNone:
 		return nil, nil, nil
 	case "", AuthAPIKey:
-		path := a.ConfigFile
-		if path == "" {
-			path = "~/.oci/config"
-		}
-		path = expandHome(path)
-		profile := a.Profile
-		if profile == "" {
-			profile = "DEFAULT"
-		}
+		path := expandHome(cmp.Or(a.ConfigFile, OCIConfigFileDefault))
+		profile := cmp.Or(a.Profile, OCIProfileDefault)
 		if _, err := os.Stat(path); err != nil {
 			return nil, nil, fmt.Errorf("%w: OCI config file %s: %w", ErrCredentials, path, err)
 		}

@@ -101,7 +101,7 @@ func TestFunctionsResolverReadsInvokeEndpointFromGetFunction(t *testing.T) {
 	if !errors.Is(err, invoke.ErrNoEndpoint) || !errors.As(err, &ie) || ie.Status != 404 || ie.Code != "NotAuthorizedOrNotFound" {
 		t.Fatalf("unknown function: %v, want ErrNoEndpoint with status 404 NotAuthorizedOrNotFound", err)
 	}
-	policy, _ := invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
+	policy, _ := invoke.NewRetryPolicy(invoke.RetryOnDefault(), nil)
 	if policy.Retryable(err) || ie.Unhealthy() {
 		t.Fatal("a function that does not exist is retried or counted against its health")
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ type ConnConfig struct {
 	// TLS files; any set turns TLS on.
 	TLSCA, TLSCert, TLSKey string
 	// Name identifies the connection on the server. Defaults to
-	// "invoke-worker".
+	// ConnNameDefault.
 	Name string
 	// ConnectTimeout bounds each dial. Defaults to 5s.
 	ConnectTimeout time.Duration
@@ -40,18 +41,19 @@ type ConnConfig struct {
 	OnStateChange func(connected bool)
 }
 
+// Defaults of ConnConfig.
+const (
+	ConnNameDefault       = "invoke-worker"
+	ConnectTimeoutDefault = 5 * time.Second
+	ReconnectWaitDefault  = time.Second
+)
+
 // Connect dials NATS. Reconnects are endless: the client's default gives up
 // after 60 tries, after which every consumer stops silently.
 func Connect(ctx context.Context, c ConnConfig) (*nats.Conn, error) {
-	if c.Name == "" {
-		c.Name = "invoke-worker"
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = 5 * time.Second
-	}
-	if c.ReconnectWait == 0 {
-		c.ReconnectWait = time.Second
-	}
+	c.Name = cmp.Or(c.Name, ConnNameDefault)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, ConnectTimeoutDefault)
+	c.ReconnectWait = cmp.Or(c.ReconnectWait, ReconnectWaitDefault)
 	log := c.Logger
 	state := c.OnStateChange
 	if state == nil {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -16,13 +17,13 @@ import (
 // EmbeddedConfig configures the in-process nats-server.
 type EmbeddedConfig struct {
 	// Listen is the loopback host:port clients reach it on. Port 0 or -1
-	// picks a free port (tests). Defaults to 127.0.0.1:4222.
+	// picks a free port (tests). Defaults to EmbeddedListenDefault.
 	Listen string
 	// StoreDir holds JetStream's data. Required: without it the server
 	// shares a directory under os.TempDir with every other instance.
 	StoreDir string
-	// MaxPayload is the largest message, in bytes. Defaults to 8 MiB so that
-	// 6 MiB function bodies plus headers fit.
+	// MaxPayload is the largest message, in bytes. Defaults to
+	// MaxPayloadDefault.
 	MaxPayload int32
 	// MaxPending is how many bytes the server buffers for one client that
 	// reads too slowly before it disconnects it as a slow consumer.
@@ -32,6 +33,13 @@ type EmbeddedConfig struct {
 	// Defaults to zerolog.Nop().
 	Logger zerolog.Logger
 }
+
+// Defaults of EmbeddedConfig.
+const (
+	EmbeddedListenDefault = "127.0.0.1:4222"
+	// MaxPayloadDefault lets a 6 MiB function body and its headers through.
+	MaxPayloadDefault = 8 << 20
+)
 
 // ErrAddrInUse means the embedded server's port is taken, most often by
 // another worker or nats-server on the same machine.
@@ -49,12 +57,8 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	if c.StoreDir == "" {
 		return nil, errors.New("embedded nats: StoreDir is required")
 	}
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:4222"
-	}
-	if c.MaxPayload == 0 {
-		c.MaxPayload = 8 << 20
-	}
+	c.Listen = cmp.Or(c.Listen, EmbeddedListenDefault)
+	c.MaxPayload = cmp.Or(c.MaxPayload, MaxPayloadDefault)
 	host, portStr, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: listen address %q: %w", c.Listen, err)

@@ -17,8 +17,12 @@ type StateStore struct {
 	kv jetstream.KeyValue
 }
 
-// StateBucketDefault is the bucket's default name.
-const StateBucketDefault = "INVOKE_ATTEMPTS"
+// Defaults of the state bucket: its name, and how long a record outlives
+// its last update (EnsureStateStore's ttl).
+const (
+	StateBucketDefault = "INVOKE_ATTEMPTS"
+	StateMaxAgeDefault = 24 * time.Hour
+)
 
 // EnsureStateStore creates or updates the bucket. ttl bounds how long a
 // record outlives its job (entries are also deleted when a job ends).
@@ -27,7 +31,7 @@ func EnsureStateStore(ctx context.Context, js jetstream.JetStream, bucket string
 		bucket = StateBucketDefault
 	}
 	if replicas == 0 {
-		replicas = 1
+		replicas = ReplicasDefault
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,

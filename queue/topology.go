@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 )
 
 // Topology names and sizes the contract's streams and the shared consumer.
-// Zero values take the documented defaults.
+// Zero values take the documented defaults (DefaultTopology).
 type Topology struct {
 	JobsStream    string   // INVOKE_JOBS
 	ResultsStream string   // INVOKE_RESULTS
@@ -44,54 +45,68 @@ type Topology struct {
 
 // WithDefaults fills unset fields.
 func (t Topology) WithDefaults() Topology {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&t.JobsStream, "INVOKE_JOBS")
-	def(&t.ResultsStream, "INVOKE_RESULTS")
-	def(&t.DLQStream, "INVOKE_DLQ")
-	def(&t.ResultsPrefix, "invoke.results")
-	def(&t.DLQPrefix, "invoke.dlq")
-	def(&t.WaitPrefix, WaitPrefixDefault)
-	def(&t.Durable, "invoke-workers")
-	def(&t.JobBodies, JobBodiesDefault)
-	def(&t.ResultBodies, ResultBodiesDefault)
+	d := DefaultTopology()
+	t.JobsStream = cmp.Or(t.JobsStream, d.JobsStream)
+	t.ResultsStream = cmp.Or(t.ResultsStream, d.ResultsStream)
+	t.DLQStream = cmp.Or(t.DLQStream, d.DLQStream)
+	t.ResultsPrefix = cmp.Or(t.ResultsPrefix, d.ResultsPrefix)
+	t.DLQPrefix = cmp.Or(t.DLQPrefix, d.DLQPrefix)
+	t.WaitPrefix = cmp.Or(t.WaitPrefix, d.WaitPrefix)
+	t.Durable = cmp.Or(t.Durable, d.Durable)
+	t.JobBodies = cmp.Or(t.JobBodies, d.JobBodies)
+	t.ResultBodies = cmp.Or(t.ResultBodies, d.ResultBodies)
 	if len(t.JobsSubjects) == 0 {
-		t.JobsSubjects = []string{"invoke.jobs.>"}
+		t.JobsSubjects = d.JobsSubjects
 	}
-	if t.Replicas == 0 {
-		t.Replicas = 1
-	}
-	if t.MaxMsgSize == 0 {
-		t.MaxMsgSize = 8 << 20
-	}
-	if t.ResultsMaxAge == 0 {
-		t.ResultsMaxAge = 24 * time.Hour
-	}
-	if t.DLQMaxAge == 0 {
-		t.DLQMaxAge = 30 * 24 * time.Hour
-	}
-	if t.DuplicateWindow == 0 {
-		t.DuplicateWindow = 2 * time.Minute
-	}
-	if t.AckWait == 0 {
-		t.AckWait = 90 * time.Second
-	}
-	if t.MaxAckPending == 0 {
-		t.MaxAckPending = 20000
-	}
+	t.Replicas = cmp.Or(t.Replicas, d.Replicas)
+	t.MaxMsgSize = cmp.Or(t.MaxMsgSize, d.MaxMsgSize)
+	t.ResultsMaxAge = cmp.Or(t.ResultsMaxAge, d.ResultsMaxAge)
+	t.DLQMaxAge = cmp.Or(t.DLQMaxAge, d.DLQMaxAge)
+	t.DuplicateWindow = cmp.Or(t.DuplicateWindow, d.DuplicateWindow)
+	t.AckWait = cmp.Or(t.AckWait, d.AckWait)
+	t.MaxAckPending = cmp.Or(t.MaxAckPending, d.MaxAckPending)
 	return t
 }
 
-// WaitPrefixDefault is Topology.WaitPrefix's default.
-const WaitPrefixDefault = "invoke.wait"
+// DefaultTopology returns the contract's topology, every field at its
+// default; the configuration's streams.* and consumer.* defaults come from
+// here.
+func DefaultTopology() Topology {
+	return Topology{
+		JobsStream:      job.JobsStreamDefault,
+		ResultsStream:   job.ResultsStreamDefault,
+		DLQStream:       job.DLQStreamDefault,
+		JobsSubjects:    []string{job.JobsSubjectDefault},
+		WaitPrefix:      job.WaitPrefixDefault,
+		ResultsPrefix:   job.ResultsPrefixDefault,
+		DLQPrefix:       job.DLQPrefixDefault,
+		Replicas:        ReplicasDefault,
+		MaxMsgSize:      MaxMsgSizeDefault,
+		ResultsMaxAge:   ResultsMaxAgeDefault,
+		DLQMaxAge:       DLQMaxAgeDefault,
+		DuplicateWindow: DuplicateWindowDefault,
+		Durable:         DurableDefault,
+		AckWait:         AckWaitDefault,
+		MaxAckPending:   MaxAckPendingDefault,
+		JobBodies:       JobBodiesDefault,
+		ResultBodies:    ResultBodiesDefault,
+	}
+}
 
-// Default claim-check buckets.
+// Defaults of Topology, the contract's limits; its stream names and
+// subjects are job's (job.JobsStreamDefault ...), which worker and dlq
+// share. The jobs stream's max age has none: unlimited.
 const (
-	JobBodiesDefault    = "INVOKE_JOB_BODIES"
-	ResultBodiesDefault = "INVOKE_RESULT_BODIES"
+	ReplicasDefault        = 1
+	MaxMsgSizeDefault      = 8 << 20 // a 6 MiB body and its headers
+	ResultsMaxAgeDefault   = 24 * time.Hour
+	DLQMaxAgeDefault       = 30 * 24 * time.Hour
+	DuplicateWindowDefault = 2 * time.Minute
+	DurableDefault         = "invoke-workers"
+	AckWaitDefault         = 90 * time.Second
+	MaxAckPendingDefault   = 20000
+	JobBodiesDefault       = "INVOKE_JOB_BODIES"
+	ResultBodiesDefault    = "INVOKE_RESULT_BODIES"
 )
 
 // ResultSubject is where the result of jobID is published.

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,16 +11,17 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/invoke-worker/worker/invoke"
+	"github.com/invoke-worker/worker/job"
 )
 
-// Defaults of Config.
+// Defaults of Config; DefaultRetryConfig and DefaultBreakerConfig hold
+// those of Retry and Breaker. These are the only copies: the config
+// package takes its defaults from here.
 const (
 	ConcurrencyDefault      = 64
 	DrainTimeoutDefault     = 30 * time.Second
 	PullMaxBytesDefault     = 16 << 20
 	ProgressIntervalDefault = 10 * time.Second
-	ResultsPrefixDefault    = "invoke.results"
-	ResultsStreamDefault    = "INVOKE_RESULTS"
 )
 
 // Config configures a Worker.
@@ -29,8 +31,8 @@ type Config struct {
 	// Concurrency is the most invocations in flight at once. Defaults to 64.
 	Concurrency int
 	// ResultsStream and ResultsPrefix say where results go:
-	// <ResultsPrefix>.<job-id> in ResultsStream. Default INVOKE_RESULTS and
-	// invoke.results.
+	// <ResultsPrefix>.<job-id> in ResultsStream. Defaults to the
+	// contract's, job.ResultsStreamDefault and job.ResultsPrefixDefault.
 	ResultsStream string
 	ResultsPrefix string
 	// RequestLimit is the largest job body, in bytes; a bigger job is
@@ -45,20 +47,21 @@ type Config struct {
 	// Retry is the retry budget and backoff schedule.
 	Retry RetryConfig
 	// RetryPolicy says which failures are retryable. Defaults to the
-	// contract's list (invoke.DefaultRetryOn).
+	// contract's list (invoke.RetryOnDefault).
 	RetryPolicy *invoke.RetryPolicy
 	// MaxJobAge dead-letters a job as expired once it is older than this
 	// (since it was stored). 0 turns it off. Defaults to 0.
 	MaxJobAge time.Duration
 	// DrainTimeout is how long a stopping worker lets in-flight invocations
-	// finish before interrupting them. Defaults to 30s.
+	// finish before interrupting them. 0 takes the default, 30s.
 	DrainTimeout time.Duration
 	// ProgressInterval is how often a running job's ack deadline is
 	// extended (InProgress). It must be well under the consumer's AckWait.
 	// Defaults to 10s.
 	ProgressInterval time.Duration
-	// Breaker configures the circuit breakers. Defaults to one breaker per
-	// function with the OCI SDK's default thresholds.
+	// Breaker configures the circuit breakers. Defaults to
+	// DefaultBreakerConfig: one breaker per function with the OCI SDK's
+	// default thresholds.
 	Breaker BreakerConfig
 	// PerFunctionConcurrency caps one function's invocations in flight in
 	// this process, so a hot function cannot take every slot. 0 turns it
@@ -189,83 +192,99 @@ const (
 // for OpenTimeout, then lets HalfOpenRequests probes through.
 type BreakerConfig struct {
 	// Mode is function (one breaker per function), host (one per invoke
-	// endpoint host) or off. Defaults to function.
-	Mode             string
-	FailureRatio     float64       // 0.8
-	MinRequests      int           // 10
-	Interval         time.Duration // 120s
-	OpenTimeout      time.Duration // 30s
-	HalfOpenRequests int           // 1
+	// endpoint host) or off. "" takes the default, function.
+	Mode string
+	// FailureRatio of unhealthy failures opens the breaker, more than 0
+	// and at most 1. 0 takes the default, 0.8.
+	FailureRatio float64
+	// MinRequests is the fewest attempts in Interval before FailureRatio
+	// is judged. 0 takes the default, 10.
+	MinRequests int
+	// Interval is the window the ratio is counted over. 0 takes the
+	// default, 120s.
+	Interval time.Duration
+	// OpenTimeout is how long an open breaker waits before probing. 0
+	// takes the default, 30s.
+	OpenTimeout time.Duration
+	// HalfOpenRequests is the number of probes let through. 0 takes the
+	// default, 1.
+	HalfOpenRequests int
 	// HostOf maps a function to its endpoint host, for Mode host.
 	HostOf func(functionID string) string
+}
+
+// DefaultBreakerConfig returns the breaker defaults: the OCI SDK's
+// circuit breaker thresholds, one breaker per function.
+func DefaultBreakerConfig() BreakerConfig {
+	return BreakerConfig{
+		Mode:             BreakerPerFunction,
+		FailureRatio:     0.8,
+		MinRequests:      10,
+		Interval:         120 * time.Second,
+		OpenTimeout:      30 * time.Second,
+		HalfOpenRequests: 1,
+	}
 }
 
 // RetryConfig is the retry budget: exponential backoff with jitter between
 // attempts, at most MaxAttempts attempts (counting the first) and no new
 // attempt once MaxElapsed has passed since the job was stored.
 type RetryConfig struct {
-	MaxAttempts     int           // 8
-	InitialInterval time.Duration // 500ms
-	MaxInterval     time.Duration // 30s
-	Multiplier      float64       // 2
-	MaxElapsed      time.Duration // 10m
-	Randomization   float64       // 0.5
+	// MaxAttempts counts attempts, the first included. 0 takes the
+	// default, 8.
+	MaxAttempts int
+	// InitialInterval is the wait after the first failed attempt. 0 takes
+	// the default, 500ms.
+	InitialInterval time.Duration
+	// MaxInterval caps one wait. 0 takes the default, 30s.
+	MaxInterval time.Duration
+	// Multiplier grows the wait after each attempt, at least 1. 0 takes
+	// the default, 2.
+	Multiplier float64
+	// MaxElapsed is the most time from the job's storing to its last
+	// attempt. 0 takes the default, 10m.
+	MaxElapsed time.Duration
+	// Randomization is the jitter factor, 0 to 1: each wait varies by up
+	// to this fraction either way. 0 is no jitter; the default
+	// (DefaultRetryConfig) is 0.5.
+	Randomization float64
 }
 
+// DefaultRetryConfig returns the retry defaults, those the contract
+// documents for retry.*.
+func DefaultRetryConfig() RetryConfig {
+	return RetryConfig{
+		MaxAttempts:     8,
+		InitialInterval: 500 * time.Millisecond,
+		MaxInterval:     30 * time.Second,
+		Multiplier:      2,
+		MaxElapsed:      10 * time.Minute,
+		Randomization:   0.5,
+	}
+}
+
+// withDefaults fills the fields whose zero means "unset".
 func (c Config) withDefaults() Config {
-	if c.Concurrency == 0 {
-		c.Concurrency = ConcurrencyDefault
-	}
-	if c.ResultsStream == "" {
-		c.ResultsStream = ResultsStreamDefault
-	}
-	if c.ResultsPrefix == "" {
-		c.ResultsPrefix = ResultsPrefixDefault
-	}
-	if c.RequestLimit == 0 {
-		c.RequestLimit = invoke.RequestLimitDefault
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DrainTimeoutDefault
-	}
-	if c.ProgressInterval == 0 {
-		c.ProgressInterval = ProgressIntervalDefault
-	}
-	r := &c.Retry
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 8
-	}
-	if r.InitialInterval == 0 {
-		r.InitialInterval = 500 * time.Millisecond
-	}
-	if r.MaxInterval == 0 {
-		r.MaxInterval = 30 * time.Second
-	}
-	if r.Multiplier == 0 {
-		r.Multiplier = 2
-	}
-	if r.MaxElapsed == 0 {
-		r.MaxElapsed = 10 * time.Minute
-	}
-	b := &c.Breaker
-	if b.Mode == "" {
-		b.Mode = BreakerPerFunction
-	}
-	if b.FailureRatio == 0 {
-		b.FailureRatio = 0.8
-	}
-	if b.MinRequests == 0 {
-		b.MinRequests = 10
-	}
-	if b.Interval == 0 {
-		b.Interval = 120 * time.Second
-	}
-	if b.OpenTimeout == 0 {
-		b.OpenTimeout = 30 * time.Second
-	}
-	if b.HalfOpenRequests == 0 {
-		b.HalfOpenRequests = 1
-	}
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.ResultsStream = cmp.Or(c.ResultsStream, job.ResultsStreamDefault)
+	c.ResultsPrefix = cmp.Or(c.ResultsPrefix, job.ResultsPrefixDefault)
+	c.RequestLimit = cmp.Or(c.RequestLimit, invoke.RequestLimitDefault)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DrainTimeoutDefault)
+	c.ProgressInterval = cmp.Or(c.ProgressInterval, ProgressIntervalDefault)
+	r, dr := &c.Retry, DefaultRetryConfig()
+	r.MaxAttempts = cmp.Or(r.MaxAttempts, dr.MaxAttempts)
+	r.InitialInterval = cmp.Or(r.InitialInterval, dr.InitialInterval)
+	r.MaxInterval = cmp.Or(r.MaxInterval, dr.MaxInterval)
+	r.Multiplier = cmp.Or(r.Multiplier, dr.Multiplier)
+	r.MaxElapsed = cmp.Or(r.MaxElapsed, dr.MaxElapsed)
+	// Randomization 0 is no jitter: kept.
+	b, db := &c.Breaker, DefaultBreakerConfig()
+	b.Mode = cmp.Or(b.Mode, db.Mode)
+	b.FailureRatio = cmp.Or(b.FailureRatio, db.FailureRatio)
+	b.MinRequests = cmp.Or(b.MinRequests, db.MinRequests)
+	b.Interval = cmp.Or(b.Interval, db.Interval)
+	b.OpenTimeout = cmp.Or(b.OpenTimeout, db.OpenTimeout)
+	b.HalfOpenRequests = cmp.Or(b.HalfOpenRequests, db.HalfOpenRequests)
 	if c.Prefetch == 0 {
 		c.Prefetch = c.Concurrency
 	}
@@ -273,7 +292,7 @@ func (c Config) withDefaults() Config {
 		c.PullMaxBytes = PullMaxBytesDefault
 	}
 	if c.RetryPolicy == nil {
-		c.RetryPolicy, _ = invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
+		c.RetryPolicy, _ = invoke.NewRetryPolicy(invoke.RetryOnDefault(), nil)
 	}
 	if c.Logger == nil {
 		nop := zerolog.Nop()

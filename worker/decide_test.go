@@ -14,7 +14,7 @@ import (
 // testPolicy is a policy whose delays are easy to read: backoff is one
 // second per attempt, a deferral waits its hint or 7s.
 func testPolicy() policy {
-	rp, err := invoke.NewRetryPolicy(invoke.DefaultRetryOn, nil)
+	rp, err := invoke.NewRetryPolicy(invoke.RetryOnDefault(), nil)
 	if err != nil {
 		panic(err)
 	}

@@ -100,7 +100,7 @@ func TestRetryAfterFromA429IsHonoured(t *testing.T) {
 // non-idempotent functions sends it to the DLQ at once.
 func TestStatusesConfiguredAsNeverRetryGoStraightToTheDLQ(t *testing.T) {
 	t.Parallel()
-	policy, err := invoke.NewRetryPolicy(invoke.DefaultRetryOn, []string{"502/FunctionInvokeExecutionFailed"})
+	policy, err := invoke.NewRetryPolicy(invoke.RetryOnDefault(), []string{"502/FunctionInvokeExecutionFailed"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // the configuration `worker run` uses, and the library's default, to it.
 func TestShippedRetryPolicyRetries409AsTheOCISDKDoes(t *testing.T) {
 	t.Parallel()
-	for name, on := range map[string][]string{"config": config.Default().Retry.On, "invoke": invoke.DefaultRetryOn} {
+	for name, on := range map[string][]string{"config": config.Default().Retry.On, "invoke": invoke.RetryOnDefault()} {
 		p, err := invoke.NewRetryPolicy(on, nil)
 		if err != nil {
 			t.Fatal(err)
