@@ -186,3 +186,28 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		}
 	}
 }
+
+// TestExplicitZeroSurvivesEverySource: a documented 0 (unlimited, no
+// limit) given in the file, the environment or an override is kept, not
+// replaced by the default.
+func TestExplicitZeroSurvivesEverySource(t *testing.T) {
+	t.Parallel()
+	keys := []string{"streams.results_max_age", "streams.dlq_max_age", "retry.max_elapsed"}
+	check := func(source string, cfg Config) {
+		t.Helper()
+		if cfg.Streams.ResultsMaxAge != 0 || cfg.Streams.DLQMaxAge != 0 || cfg.Retry.MaxElapsed != 0 {
+			t.Errorf("%s: 0 replaced: results_max_age %s, dlq_max_age %s, max_elapsed %s",
+				source, cfg.Streams.ResultsMaxAge, cfg.Streams.DLQMaxAge, cfg.Retry.MaxElapsed)
+		}
+	}
+	file := writeFile(t, "streams:\n  results_max_age: 0s\n  dlq_max_age: 0\nretry:\n  max_elapsed: 0s\n")
+	check("file", mustLoad(t, LoadOptions{File: file}))
+	var env []string
+	var overrides []Override
+	for _, k := range keys {
+		env = append(env, EnvName(k)+"=0s")
+		overrides = append(overrides, Override{Key: k, Value: "0"})
+	}
+	check("environment", mustLoad(t, LoadOptions{Environ: env}))
+	check("overrides", mustLoad(t, LoadOptions{Overrides: overrides}))
+}

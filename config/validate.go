@@ -31,7 +31,7 @@ func (c Config) Validate() error {
 	v.check(n.TLS.Cert == "" || n.TLS.Key != "", "nats.tls.key", "needs to be set with nats.tls.cert")
 	v.check(n.TLS.Key == "" || n.TLS.Cert != "", "nats.tls.cert", "needs to be set with nats.tls.key")
 	v.positive("nats.connect_timeout", n.ConnectTimeout)
-	v.nonNegative("nats.reconnect_wait", n.ReconnectWait)
+	v.positive("nats.reconnect_wait", n.ReconnectWait)
 	v.hostPort("nats.embedded.listen", n.Embedded.Listen)
 	v.check(n.Embedded.StoreDir != "", "nats.embedded.store_dir", "must not be empty")
 	v.sizeRange("nats.embedded.max_payload", n.Embedded.MaxPayload, maxPayloadLimit)
@@ -55,7 +55,7 @@ func (c Config) Validate() error {
 	v.nonNegative("streams.jobs_max_age", s.JobsMaxAge)
 	v.nonNegative("streams.results_max_age", s.ResultsMaxAge)
 	v.nonNegative("streams.dlq_max_age", s.DLQMaxAge)
-	v.nonNegative("streams.duplicate_window", s.DuplicateWindow)
+	v.positive("streams.duplicate_window", s.DuplicateWindow)
 	v.name("streams.state", s.State)
 	v.bucket("streams.job_bodies", s.JobBodies)
 	v.bucket("streams.result_bodies", s.ResultBodies)
@@ -94,7 +94,7 @@ func (c Config) Validate() error {
 
 	wk := c.Worker
 	v.check(wk.Concurrency >= 1, "worker.concurrency", "must be at least 1, got %d", wk.Concurrency)
-	v.nonNegative("worker.drain_timeout", wk.DrainTimeout)
+	v.positive("worker.drain_timeout", wk.DrainTimeout)
 	v.nonNegative("worker.max_job_age", wk.MaxJobAge)
 	v.check(wk.PerFunctionConcurrency >= 0, "worker.per_function_concurrency", "must be 0 (off) or more, got %d", wk.PerFunctionConcurrency)
 	v.check(wk.PerFunctionRate >= 0, "worker.per_function_rate", "must be 0 (off) or more, got %g", wk.PerFunctionRate)

@@ -25,7 +25,9 @@ func TestValidateRejects(t *testing.T) {
 		{"tls cert without key", func(c *Config) { c.NATS.TLS.Cert = "c" }, "nats.tls.key", "nats.tls.cert"},
 		{"tls key without cert", func(c *Config) { c.NATS.TLS.Key = "k" }, "nats.tls.cert", "nats.tls.key"},
 		{"connect timeout", func(c *Config) { c.NATS.ConnectTimeout = 0 }, "nats.connect_timeout", "more than 0"},
-		{"reconnect wait", func(c *Config) { c.NATS.ReconnectWait = -time.Second }, "nats.reconnect_wait", "negative"},
+		{"reconnect wait", func(c *Config) { c.NATS.ReconnectWait = -time.Second }, "nats.reconnect_wait", "more than 0"},
+		// A zero that would only be replaced by a default is refused.
+		{"reconnect wait zero", func(c *Config) { c.NATS.ReconnectWait = 0 }, "nats.reconnect_wait", "more than 0"},
 		{"embedded listen", func(c *Config) { c.NATS.Embedded.Listen = "4222" }, "nats.embedded.listen", "host:port"},
 		{"embedded listen port", func(c *Config) { c.NATS.Embedded.Listen = "localhost:nats" }, "nats.embedded.listen", "host:port"},
 		{"store dir", func(c *Config) { c.NATS.Embedded.StoreDir = "" }, "nats.embedded.store_dir", "empty"},
@@ -53,13 +55,15 @@ func TestValidateRejects(t *testing.T) {
 		{"max msg size", func(c *Config) { c.Streams.MaxMsgSize = -1 }, "streams.max_msg_size", "more than 0"},
 		{"max age negative", func(c *Config) { c.Streams.DLQMaxAge = -1 }, "streams.dlq_max_age", "negative"},
 		{"dup window over age", func(c *Config) { c.Streams.JobsMaxAge = time.Minute }, "streams.duplicate_window", "streams.jobs_max_age"},
+		{"dup window zero", func(c *Config) { c.Streams.DuplicateWindow = 0 }, "streams.duplicate_window", "more than 0"},
 		{"durable empty", func(c *Config) { c.Consumer.Durable = "" }, "consumer.durable", "empty"},
 		{"durable dot", func(c *Config) { c.Consumer.Durable = "a.b" }, "consumer.durable", "'.'"},
 		{"ack wait zero", func(c *Config) { c.Consumer.AckWait = 0 }, "consumer.ack_wait", "more than 0"},
 		{"ack wait vs progress", func(c *Config) { c.Consumer.AckWait = 20 * time.Second }, "consumer.ack_wait", "extended at least twice per ack_wait"},
 		{"max ack pending", func(c *Config) { c.Consumer.MaxAckPending = 0 }, "consumer.max_ack_pending", "at least 1"},
 		{"concurrency", func(c *Config) { c.Worker.Concurrency = 0 }, "worker.concurrency", "must be at least 1, got 0"},
-		{"drain timeout", func(c *Config) { c.Worker.DrainTimeout = -1 }, "worker.drain_timeout", "negative"},
+		{"drain timeout", func(c *Config) { c.Worker.DrainTimeout = -1 }, "worker.drain_timeout", "more than 0"},
+		{"drain timeout zero", func(c *Config) { c.Worker.DrainTimeout = 0 }, "worker.drain_timeout", "more than 0"},
 		{"max job age", func(c *Config) { c.Worker.MaxJobAge = -1 }, "worker.max_job_age", "negative"},
 		{"per function concurrency", func(c *Config) { c.Worker.PerFunctionConcurrency = -1 }, "worker.per_function_concurrency", "0 (off)"},
 		{"per function rate", func(c *Config) { c.Worker.PerFunctionRate = -0.5 }, "worker.per_function_rate", "0 (off)"},
@@ -138,6 +142,12 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"no retries listed", func(c *Config) { c.Retry.On = nil }},
 		{"max elapsed off", func(c *Config) { c.Retry.MaxElapsed = 0 }},
+		// Every key documented with "0 is unlimited/off/none" takes 0.
+		{"zeros that mean unlimited, off or none", func(c *Config) {
+			c.Streams.JobsMaxAge, c.Streams.ResultsMaxAge, c.Streams.DLQMaxAge = 0, 0, 0
+			c.Worker.MaxJobAge, c.Worker.PerFunctionConcurrency, c.Worker.PerFunctionRate = 0, 0, 0
+			c.Worker.Prefetch, c.Worker.GCMinHeap, c.Retry.Randomization = 0, 0, 0
+		}},
 		{"multiplier one", func(c *Config) { c.Retry.Multiplier = 1 }},
 		{"ratio one", func(c *Config) { c.Breaker.FailureRatio = 1 }},
 		{"breaker off", func(c *Config) { c.Breaker.Mode = "off" }},

@@ -12,7 +12,9 @@ import (
 )
 
 // Topology names and sizes the contract's streams and the shared consumer.
-// Zero values take the documented defaults (DefaultTopology).
+// DefaultTopology has every default. WithDefaults fills the zero fields
+// whose zero means nothing; the max ages keep their zero, which is
+// unlimited, as in JetStream.
 type Topology struct {
 	JobsStream    string   // INVOKE_JOBS
 	ResultsStream string   // INVOKE_RESULTS
@@ -28,8 +30,8 @@ type Topology struct {
 	Replicas      int    // 1
 	MaxMsgSize    int32  // 8 MiB
 	JobsMaxAge    time.Duration
-	ResultsMaxAge time.Duration // 24h
-	DLQMaxAge     time.Duration // 30 days
+	ResultsMaxAge time.Duration // 0: unlimited; default 24h
+	DLQMaxAge     time.Duration // 0: unlimited; default 30 days
 	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values on
 	// every stream. Defaults to 2m.
 	DuplicateWindow time.Duration
@@ -43,7 +45,8 @@ type Topology struct {
 	ResultBodies string
 }
 
-// WithDefaults fills unset fields.
+// WithDefaults fills the fields whose zero means "unset". JobsMaxAge,
+// ResultsMaxAge and DLQMaxAge are left alone: their zero is "unlimited".
 func (t Topology) WithDefaults() Topology {
 	d := DefaultTopology()
 	t.JobsStream = cmp.Or(t.JobsStream, d.JobsStream)
@@ -60,8 +63,6 @@ func (t Topology) WithDefaults() Topology {
 	}
 	t.Replicas = cmp.Or(t.Replicas, d.Replicas)
 	t.MaxMsgSize = cmp.Or(t.MaxMsgSize, d.MaxMsgSize)
-	t.ResultsMaxAge = cmp.Or(t.ResultsMaxAge, d.ResultsMaxAge)
-	t.DLQMaxAge = cmp.Or(t.DLQMaxAge, d.DLQMaxAge)
 	t.DuplicateWindow = cmp.Or(t.DuplicateWindow, d.DuplicateWindow)
 	t.AckWait = cmp.Or(t.AckWait, d.AckWait)
 	t.MaxAckPending = cmp.Or(t.MaxAckPending, d.MaxAckPending)

@@ -17,6 +17,12 @@ import (
 // Defaults of Config; DefaultRetryConfig and DefaultBreakerConfig hold
 // those of Retry and Breaker. These are the only copies: the config
 // package takes its defaults from here.
+//
+// A zero field takes its default only where zero would mean nothing
+// (Concurrency, ProgressInterval, ...). Where zero has a meaning of its own
+// the field's comment says so (MaxJobAge 0 is off, Retry.MaxElapsed 0 is
+// no limit) and zero keeps that meaning: start from the Default*
+// functions to get every default.
 const (
 	ConcurrencyDefault      = 64
 	DrainTimeoutDefault     = 30 * time.Second
@@ -242,7 +248,8 @@ type RetryConfig struct {
 	// the default, 2.
 	Multiplier float64
 	// MaxElapsed is the most time from the job's storing to its last
-	// attempt. 0 takes the default, 10m.
+	// attempt. 0 is no limit (MaxAttempts still applies); the default
+	// (DefaultRetryConfig) is 10m.
 	MaxElapsed time.Duration
 	// Randomization is the jitter factor, 0 to 1: each wait varies by up
 	// to this fraction either way. 0 is no jitter; the default
@@ -263,7 +270,8 @@ func DefaultRetryConfig() RetryConfig {
 	}
 }
 
-// withDefaults fills the fields whose zero means "unset".
+// withDefaults fills the fields whose zero means "unset"; see the Defaults
+// of Config.
 func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.ResultsStream = cmp.Or(c.ResultsStream, job.ResultsStreamDefault)
@@ -276,8 +284,7 @@ func (c Config) withDefaults() Config {
 	r.InitialInterval = cmp.Or(r.InitialInterval, dr.InitialInterval)
 	r.MaxInterval = cmp.Or(r.MaxInterval, dr.MaxInterval)
 	r.Multiplier = cmp.Or(r.Multiplier, dr.Multiplier)
-	r.MaxElapsed = cmp.Or(r.MaxElapsed, dr.MaxElapsed)
-	// Randomization 0 is no jitter: kept.
+	// MaxElapsed 0 is no limit and Randomization 0 no jitter: kept.
 	b, db := &c.Breaker, DefaultBreakerConfig()
 	b.Mode = cmp.Or(b.Mode, db.Mode)
 	b.FailureRatio = cmp.Or(b.FailureRatio, db.FailureRatio)
@@ -317,7 +324,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: Retry.Multiplier must be at least 1, got %g", c.Retry.Multiplier)
 	case c.Retry.Randomization < 0 || c.Retry.Randomization > 1:
 		return fmt.Errorf("worker: Retry.Randomization must be in [0,1], got %g", c.Retry.Randomization)
-	case c.ProgressInterval <= 0 || c.DrainTimeout < 0 || c.MaxJobAge < 0:
+	case c.ProgressInterval <= 0 || c.DrainTimeout < 0 || c.MaxJobAge < 0 || c.Retry.MaxElapsed < 0:
 		return errors.New("worker: intervals must be positive")
 	case c.Prefetch < 0:
 		return fmt.Errorf("worker: Prefetch must not be negative, got %d", c.Prefetch)
