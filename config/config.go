@@ -174,7 +174,7 @@ type Worker struct {
 	// never holds every slot; 0 reserves none. Default 0.125.
 	ReservedShare float64 `yaml:"reserved_share"`
 	// MetricFunctions bounds how many function ids become metric label
-	// values; later ones count as "other". Default 100.
+	// values, at least 1; later ones count as "other". Default 100.
 	MetricFunctions int `yaml:"metric_functions"`
 	// WaitLogThreshold: a function with this many jobs set waiting within
 	// a minute in this process is logged; 0 is off. Default 1000.

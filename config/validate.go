@@ -99,7 +99,7 @@ func (c Config) Validate() error {
 	v.check(wk.PerFunctionConcurrency >= 0, "worker.per_function_concurrency", "must be 0 (off) or more, got %d", wk.PerFunctionConcurrency)
 	v.check(wk.PerFunctionRate >= 0, "worker.per_function_rate", "must be 0 (off) or more, got %g", wk.PerFunctionRate)
 	v.check(wk.ReservedShare >= 0 && wk.ReservedShare < 1, "worker.reserved_share", "must be from 0 (none) to below 1, got %g", wk.ReservedShare)
-	v.check(wk.MetricFunctions >= 0, "worker.metric_functions", "must not be negative, got %d", wk.MetricFunctions)
+	v.check(wk.MetricFunctions >= 1, "worker.metric_functions", "must be at least 1, got %d", wk.MetricFunctions)
 	v.check(wk.WaitLogThreshold >= 0, "worker.wait_log_threshold", "must be 0 (off) or more, got %d", wk.WaitLogThreshold)
 	// A job that was set waiting but whose acknowledgement was lost is
 	// recognised on its redelivery by its copy's Nats-Msg-Id: the

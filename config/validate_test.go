@@ -64,6 +64,7 @@ func TestValidateRejects(t *testing.T) {
 		{"concurrency", func(c *Config) { c.Worker.Concurrency = 0 }, "worker.concurrency", "must be at least 1, got 0"},
 		{"drain timeout", func(c *Config) { c.Worker.DrainTimeout = -1 }, "worker.drain_timeout", "more than 0"},
 		{"drain timeout zero", func(c *Config) { c.Worker.DrainTimeout = 0 }, "worker.drain_timeout", "more than 0"},
+		{"metric functions zero", func(c *Config) { c.Worker.MetricFunctions = 0 }, "worker.metric_functions", "at least 1"},
 		{"max job age", func(c *Config) { c.Worker.MaxJobAge = -1 }, "worker.max_job_age", "negative"},
 		{"per function concurrency", func(c *Config) { c.Worker.PerFunctionConcurrency = -1 }, "worker.per_function_concurrency", "0 (off)"},
 		{"per function rate", func(c *Config) { c.Worker.PerFunctionRate = -0.5 }, "worker.per_function_rate", "0 (off)"},
@@ -147,6 +148,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Streams.JobsMaxAge, c.Streams.ResultsMaxAge, c.Streams.DLQMaxAge = 0, 0, 0
 			c.Worker.MaxJobAge, c.Worker.PerFunctionConcurrency, c.Worker.PerFunctionRate = 0, 0, 0
 			c.Worker.Prefetch, c.Worker.GCMinHeap, c.Retry.Randomization = 0, 0, 0
+			c.Worker.ReservedShare, c.Worker.WaitLogThreshold = 0, 0
 		}},
 		{"multiplier one", func(c *Config) { c.Retry.Multiplier = 1 }},
 		{"ratio one", func(c *Config) { c.Breaker.FailureRatio = 1 }},

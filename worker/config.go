@@ -102,7 +102,8 @@ type Config struct {
 
 	// WaitPrefix is where waiting jobs' copies go (Deps.Waits):
 	// <WaitPrefix>.<stream sequence>, a subject of the jobs stream that
-	// the consumer does not read. Defaults to invoke.wait.
+	// the consumer does not read. Defaults to the contract's,
+	// job.WaitPrefixDefault.
 	WaitPrefix string
 	// WaitMarkTTL is how long the mark of a wait is kept (see wait.go): it
 	// must outlast a redelivery of the original, so it is at least the
@@ -121,8 +122,8 @@ type Config struct {
 	// values (later ones count as "other"). Defaults to 100.
 	MetricFunctions int
 	// WaitLogThreshold is how many of one function's jobs may wait within
-	// a minute before the worker logs it. 0 turns the line off. Defaults
-	// to 1000.
+	// a minute before the worker logs it. 0 turns the line off; the
+	// default (WaitLogThresholdDefault) is 1000.
 	WaitLogThreshold int
 	// SampleInterval is how often the consumer's state is read for the
 	// gauges (Deps.Sampler). Defaults to 15s.
@@ -150,9 +151,7 @@ func (c Config) withSharingDefaults() Config {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
-	if c.WaitPrefix == "" {
-		c.WaitPrefix = WaitPrefixDefault
-	}
+	c.WaitPrefix = cmp.Or(c.WaitPrefix, job.WaitPrefixDefault)
 	if c.WaitMarkTTL == 0 {
 		c.WaitMarkTTL = WaitMarkTTLDefault
 	}
@@ -162,18 +161,13 @@ func (c Config) withSharingDefaults() Config {
 	if c.MetricFunctions == 0 {
 		c.MetricFunctions = MetricFunctionsDefault
 	}
-	if c.WaitLogThreshold == 0 {
-		c.WaitLogThreshold = WaitLogThresholdDefault
-	}
+	// WaitLogThreshold 0 is off: kept.
 	if c.SampleInterval == 0 {
 		c.SampleInterval = SampleIntervalDefault
 	}
 	c.OwnSubjects = append(c.OwnSubjects[:len(c.OwnSubjects):len(c.OwnSubjects)], c.ResultsPrefix+".>", c.WaitPrefix+".>")
 	return c
 }
-
-// WaitPrefixDefault is Config.WaitPrefix's default (queue.WaitPrefixDefault).
-const WaitPrefixDefault = "invoke.wait"
 
 func (c Config) limitsConfig() limitsConfig {
 	return limitsConfig{

@@ -21,7 +21,7 @@ func TestWithDefaultsKeepsMeaningfulZeros(t *testing.T) {
 		b.Interval != wb.Interval || b.OpenTimeout != wb.OpenTimeout || b.HalfOpenRequests != wb.HalfOpenRequests {
 		t.Errorf("Breaker: %+v, want %+v", b, wb)
 	}
-	if c.MaxJobAge != 0 || c.PerFunctionConcurrency != 0 || c.PerFunctionRate != 0 {
+	if c.MaxJobAge != 0 || c.PerFunctionConcurrency != 0 || c.PerFunctionRate != 0 || c.WaitLogThreshold != 0 {
 		t.Errorf("off switches turned on: %+v", c)
 	}
 	set := Config{Retry: RetryConfig{MaxElapsed: time.Minute, Randomization: 0.1}}.withDefaults()
