@@ -31,7 +31,7 @@ const RecordHeadroom = 16 << 10
 const (
 	MaxPendingDefault   = 256
 	AckTimeoutDefault   = 30 * time.Second
-	RequestLimitDefault = 6 << 20 // OCI Functions' request limit
+	RequestLimitDefault = job.RequestLimitDefault // OCI Functions' request limit
 )
 
 // Config configures a Client.

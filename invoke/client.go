@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/job"
 )
 
 // Defaults of Config.
@@ -26,8 +28,8 @@ const (
 	// APIVersionDefault is the path version the OCI Go SDK in go.mod sends
 	// (v65.126.0 and later); 20181201 is the older documented one.
 	APIVersionDefault     = "20260325"
-	RequestLimitDefault   = 6 << 20   // OCI Functions' request limit
-	ResponseLimitDefault  = 100 << 20 // as the OCI SDKs' buffer_limit
+	RequestLimitDefault   = job.RequestLimitDefault // OCI Functions' request limit
+	ResponseLimitDefault  = 100 << 20               // as the OCI SDKs' buffer_limit
 	ConnectTimeoutDefault = 10 * time.Second
 	ReadTimeoutDefault    = 60 * time.Second
 	MaxConnsDefault       = 64
