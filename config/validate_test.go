@@ -148,7 +148,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Streams.JobsMaxAge, c.Streams.ResultsMaxAge, c.Streams.DLQMaxAge = 0, 0, 0
 			c.Worker.MaxJobAge, c.Worker.PerFunctionConcurrency, c.Worker.PerFunctionRate = 0, 0, 0
 			c.Worker.Prefetch, c.Worker.GCMinHeap, c.Retry.Randomization = 0, 0, 0
-			c.Worker.ReservedShare, c.Worker.WaitLogThreshold = 0, 0
+			c.Worker.ReservedShare, c.Worker.WaitLogThreshold, c.Invoke.Timeout.Total = 0, 0, 0
 		}},
 		{"multiplier one", func(c *Config) { c.Retry.Multiplier = 1 }},
 		{"ratio one", func(c *Config) { c.Breaker.FailureRatio = 1 }},
