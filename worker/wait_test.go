@@ -166,15 +166,16 @@ func TestWaitingCopyKeepsTheJobsIdentityAttemptsAndAge(t *testing.T) {
 }
 
 // TestBrokenAndSlowBacklogsDoNotHoldUpAHealthyFunction: issue 11's
-// isolation target, scaled down through config (backlogs of 500 instead
-// of 100,000, a 2s function instead of 5s, max_ack_pending 50 instead of
+// isolation target, scaled down through config (backlogs of 300 instead
+// of 100,000, a 2s function instead of 5s, max_ack_pending 30 instead of
 // 20,000, so the waiting jobs are 20 times the budget): a healthy job
-// published after both backlogs completes within 5s.
+// published after both backlogs completes within 5s. (At full scale the
+// backlog ahead must be moved aside first: BENCHMARKS.md, "Isolation".)
 func TestBrokenAndSlowBacklogsDoNotHoldUpAHealthyFunction(t *testing.T) {
 	t.Parallel()
-	const backlog = 500
+	const backlog = 300
 	h := &harness{t: t}
-	h.nats = testenv.StartNATS(t, queue.Topology{MaxAckPending: 50})
+	h.nats = testenv.StartNATS(t, queue.Topology{MaxAckPending: 30})
 	h.creds = testenv.Credentials(t)
 	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{
 		fnBroken: {Status: 502},
