@@ -59,10 +59,40 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool, s
 	o.now = w.cfg.Now()
 	d := decide(o, w.policy)
 	hb.stop()
+	if d.action == actDefer && w.settleAside(msg, o, d) {
+		return
+	}
 	w.settle(msg, o, d, s)
 	// The result is stored (or the job given back): nothing refers to the
 	// answer's body any more.
 	o.resp.Release()
+}
+
+// settleAside stores a deferred job's wait outside the slot, so that
+// moving a backlog aside (an open breaker's, a function's over its share)
+// is not bounded by the few slots the busy functions leave free: the slot
+// takes its next job at once. At most Concurrency waits are stored at a
+// time; past that the slot stores its own (back-pressure). It reports
+// whether it took the job.
+func (w *Worker) settleAside(msg jetstream.Msg, o outcome, d decision) bool {
+	if !w.waits() {
+		return false
+	}
+	select {
+	case w.settlers <- struct{}{}:
+	default:
+		return false
+	}
+	w.settling.Go(func() {
+		defer func() { <-w.settlers }()
+		defer func() {
+			if p := recover(); p != nil {
+				w.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Str("job_id", o.job.ID).Msg("panic while storing a wait; JetStream redelivers the job after its ack wait")
+			}
+		}()
+		w.settle(msg, o, d, nil)
+	})
+	return true
 }
 
 // examine reads the delivery, checks what must be checked before an

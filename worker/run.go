@@ -115,7 +115,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	handBackMu.Unlock()
 	w.log.Info().Int("in_flight", w.InFlight()).Dur("drain_timeout", w.cfg.DrainTimeout).Msg("worker stopping: letting in-flight jobs finish")
 	allDone := make(chan struct{})
-	go func() { wg.Wait(); handBack.Wait(); close(allDone) }()
+	go func() { wg.Wait(); handBack.Wait(); w.settling.Wait(); close(allDone) }()
 	select {
 	case <-allDone:
 	case <-timer.C:
@@ -197,7 +197,7 @@ func (w *Worker) bind(ctx context.Context, deliver func(jetstream.Msg)) (jetstre
 			// The client carries on (and stops by itself when the
 			// consumer is gone, which feed notices).
 			w.metrics.fetchError()
-			w.log.Debug().Err(err).Msg("pull failed; the client retries")
+			w.log.Warn().Err(err).Msg("pull failed; the client retries")
 		}),
 	)
 }

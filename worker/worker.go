@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,10 @@ type Worker struct {
 	limits   *functionLimits
 	policy   policy
 	watch    *waitWatch
+	// settlers bounds the waits being stored outside the slots (see
+	// handle); settling is how Run waits for them.
+	settlers chan struct{}
+	settling sync.WaitGroup
 
 	running  atomic.Bool
 	bound    atomic.Bool
@@ -114,6 +119,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		limits:   newFunctionLimits(cfg.limitsConfig()),
 		policy:   cfg.policy(),
 		watch:    newWaitWatch(cfg.WaitLogThreshold, cfg.Now, log),
+		settlers: make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
 
