@@ -239,3 +239,66 @@ func TestManyWaitsOfOneFunctionAreLogged(t *testing.T) {
 		t.Fatalf("%d lines after a new window, want 2", n)
 	}
 }
+
+// TestStopIsBoundedEvenWhenAnInvocationIgnoresCancellation: Run returns
+// within StopBound of the stop request even if an attempt never returns
+// (issue 10, defect 14: the wait after interrupting had no bound).
+func TestStopIsBoundedEvenWhenAnInvocationIgnoresCancellation(t *testing.T) {
+	t.Parallel()
+	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cons, err := queue.Ensure(ctx, js, queue.DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := nats.Header{}
+	hdr.Set(job.HeaderFunctionID, "ocid1.fnfunc.oc1.phx.stuck")
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "invoke.jobs.stuck", Header: hdr, Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	cfg := Config{ID: "t", Concurrency: 1, DrainTimeout: 100 * time.Millisecond, SettleTimeout: time.Second}
+	w, err := New(cfg, Deps{
+		Consumer: func(context.Context) (jetstream.Consumer, error) { return cons, nil },
+		Invoker: invokerFunc(func(context.Context, invoke.Request) (*invoke.Response, error) {
+			close(started)
+			<-release // deaf to its context
+			return nil, errors.New("released")
+		}),
+		Results:     js,
+		DeadLetters: noDeadLetters{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = w.Run(runCtx); close(done) }()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job never started")
+	}
+	stop()
+	bound := cfg.StopBound()
+	select {
+	case <-done:
+	case <-time.After(bound + 5*time.Second):
+		t.Fatalf("Run did not return within %s of the stop", bound)
+	}
+}

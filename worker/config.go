@@ -128,6 +128,10 @@ type Config struct {
 	// SampleInterval is how often the consumer's state is read for the
 	// gauges (Deps.Sampler). Defaults to 15s.
 	SampleInterval time.Duration
+	// SettleTimeout bounds storing a job's result, record or waiting copy
+	// once its fate is decided; it runs even while stopping, since the
+	// invocation already happened. Defaults to 30s.
+	SettleTimeout time.Duration
 	// OwnSubjects are the subject patterns of the product's own streams
 	// (jobs, results, dead letters, waiting copies). A job whose
 	// Invoke-Reply-To falls in one is invalid: its reply would be stored
@@ -142,6 +146,7 @@ const (
 	MetricFunctionsDefault  = 100
 	WaitLogThresholdDefault = 1000
 	SampleIntervalDefault   = 15 * time.Second
+	SettleTimeoutDefault    = 30 * time.Second
 	// ReservedSlotsDivisor: ReservedSlots defaults to Concurrency/8.
 	ReservedSlotsDivisor = 8
 )
@@ -164,6 +169,9 @@ func (c Config) withSharingDefaults() Config {
 	// WaitLogThreshold 0 is off: kept.
 	if c.SampleInterval == 0 {
 		c.SampleInterval = SampleIntervalDefault
+	}
+	if c.SettleTimeout == 0 {
+		c.SettleTimeout = SettleTimeoutDefault
 	}
 	c.OwnSubjects = append(c.OwnSubjects[:len(c.OwnSubjects):len(c.OwnSubjects)], c.ResultsPrefix+".>", c.WaitPrefix+".>")
 	return c

@@ -14,9 +14,9 @@ import (
 // gives back the rest, and returns nil. Acknowledgements it sent are
 // flushed by the caller's connection drain.
 //
-// The longest a stop can take is StopBound: DrainTimeout from the stop
-// request (or drainWait for the jobs on their way, if longer), then
-// settleTimeout for the interrupted jobs to be given back (or their
+// The longest a stop can take is Config.StopBound: DrainTimeout from the
+// stop request (or drainWait for the jobs on their way, if longer), then
+// SettleTimeout for the interrupted jobs to be given back (or their
 // results stored). Anything still settling after that is left to
 // JetStream, which redelivers it after its ack wait. A job handed over as
 // the stop came is given back, never started.
@@ -122,8 +122,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn().Int("in_flight", w.InFlight()).Msg("drain timeout: interrupting in-flight jobs and giving them back")
 		interrupt(errInterrupted)
 		// Interrupted attempts return at once; what is left is storing
-		// their outcomes, each bounded by settleTimeout.
-		settle := time.NewTimer(settleTimeout + time.Second)
+		// their outcomes, each bounded by SettleTimeout.
+		settle := time.NewTimer(w.cfg.SettleTimeout + time.Second)
 		defer settle.Stop()
 		select {
 		case <-allDone:
@@ -136,9 +136,10 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // StopBound is the longest Run takes to return once its context is
-// cancelled, with the given drain timeout.
-func StopBound(drainTimeout time.Duration) time.Duration {
-	return max(drainWait, drainTimeout) + settleTimeout + time.Second
+// cancelled: max(5s, DrainTimeout) + SettleTimeout + 1s.
+func (c Config) StopBound() time.Duration {
+	c = c.withDefaults()
+	return max(drainWait, c.DrainTimeout) + c.SettleTimeout + time.Second
 }
 
 // drainWait bounds how long a stopping worker waits for the jobs already on

@@ -11,16 +11,13 @@ import (
 	"github.com/invoke-worker/worker/dlq"
 )
 
-// settleTimeout bounds storing a result or record once the decision is
-// made; it runs even while stopping, since the invocation already happened.
-const settleTimeout = 30 * time.Second
 
 // settle carries out d, one function per action. A job is acknowledged
 // only after JetStream stored what replaces it (its result, its
 // dead-letter record, its waiting copy); if that store fails the job is
 // given back in place, to be redelivered, rather than lost.
 func (w *Worker) settle(msg jetstream.Msg, o outcome, d decision, s *slot) {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.SettleTimeout)
 	defer cancel()
 	ev := w.jobLine(o, d)
 	switch d.action {
