@@ -60,7 +60,7 @@ type Record struct {
 	// of a direct get removed).
 	Header nats.Header `json:"headers"`
 	// Size is the body's size in bytes; Body is nil when the record was
-	// read without its body (Store.Records).
+	// read without its body (dlqops.Store.Records).
 	Size int    `json:"size"`
 	Body []byte `json:"-"`
 }
@@ -73,12 +73,13 @@ var transportHeaders = []string{
 	"Nats-Msg-Size",
 }
 
-// parseRecord reads a record from its stored form. size is the body size
-// when body is nil (headers-only reads), else -1.
-func parseRecord(prefix string, seq uint64, subject string, stored time.Time, hdr nats.Header, body []byte, size int) Record {
-	if size < 0 {
-		size = len(body)
-	}
+// ParseRecord reads a record from its stored form, as a direct get
+// (jetstream.Stream.GetMsg) returns it; prefix is the dead-letter subject
+// prefix (invoke.dlq by default), the fallback for a record whose headers
+// lack its reason or job id. A record read without its body (a
+// headers-only consumer) has Size 0: the caller sets it from Nats-Msg-Size.
+func ParseRecord(prefix string, m *jetstream.RawStreamMsg) Record {
+	subject, stored, hdr := m.Subject, m.Time, m.Header
 	h := make(nats.Header, len(hdr))
 	for k, vs := range hdr {
 		h[k] = vs
@@ -88,7 +89,7 @@ func parseRecord(prefix string, seq uint64, subject string, stored time.Time, hd
 	}
 	get := func(k string) string { return job.Lookup(h, k) }
 	r := Record{
-		Seq:             seq,
+		Seq:             m.Sequence,
 		Subject:         subject,
 		StoredAt:        stored,
 		Reason:          Reason(get(job.HeaderDLQReason)),
@@ -98,8 +99,8 @@ func parseRecord(prefix string, seq uint64, subject string, stored time.Time, hd
 		Worker:          get(job.HeaderWorker),
 		OriginalSubject: get(job.HeaderOriginalSubject),
 		Header:          h,
-		Size:            size,
-		Body:            body,
+		Size:            len(m.Data),
+		Body:            m.Data,
 	}
 	// A publisher's Invoke-Job-Id that could not be the job id is kept as
 	// sent (NewMessage); the record is filed under the subject's id.
@@ -140,17 +141,4 @@ func parseTime(v string, def time.Time) time.Time {
 		return def
 	}
 	return t
-}
-
-func recordFromRaw(prefix string, m *jetstream.RawStreamMsg) Record {
-	return parseRecord(prefix, m.Sequence, m.Subject, m.Time, m.Header, m.Data, -1)
-}
-
-// recordFromMsg reads a record delivered by a headers-only consumer.
-func recordFromMsg(prefix string, m jetstream.Msg, meta *jetstream.MsgMetadata) Record {
-	size, err := strconv.Atoi(m.Headers().Get("Nats-Msg-Size"))
-	if err != nil {
-		size = len(m.Data())
-	}
-	return parseRecord(prefix, meta.Sequence.Stream, m.Subject(), meta.Timestamp, m.Headers(), nil, size)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/queue"
 )
 
@@ -60,11 +61,11 @@ func (ff *filterFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&ff.limit, "limit", 0, "at most N records, oldest first (0: no limit)")
 }
 
-// filter builds the dlq.Filter; seqArgs are SEQ or FIRST-LAST arguments.
-func (ff *filterFlags) filter(now time.Time, seqArgs []string) (dlq.Filter, error) {
-	f := dlq.Filter{Functions: ff.functions, Statuses: ff.statuses, Codes: ff.codes, Grep: ff.grep, Limit: ff.limit}
+// filter builds the dlqops.Filter; seqArgs are SEQ or FIRST-LAST arguments.
+func (ff *filterFlags) filter(now time.Time, seqArgs []string) (dlqops.Filter, error) {
+	f := dlqops.Filter{Functions: ff.functions, Statuses: ff.statuses, Codes: ff.codes, Grep: ff.grep, Limit: ff.limit}
 	for _, a := range seqArgs {
-		r, err := dlq.ParseSeqRange(a)
+		r, err := dlqops.ParseSeqRange(a)
 		if err != nil {
 			return f, usageError{err}
 		}
@@ -122,7 +123,7 @@ func parseWhen(flag, v string, now time.Time) (time.Time, error) {
 // flagError turns the library's field errors into usage errors that name
 // the flag.
 func flagError(err error) error {
-	var fe *dlq.FieldError
+	var fe *dlqops.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
@@ -137,7 +138,7 @@ func flagError(err error) error {
 
 // selectorArgs are the flags that select exactly what f selects (sequences
 // aside), for an operator to paste.
-func selectorArgs(f dlq.Filter) []string {
+func selectorArgs(f dlqops.Filter) []string {
 	var out []string
 	add := func(flag string, vs []string) {
 		for _, v := range vs {
@@ -179,7 +180,7 @@ func shellJoin(args []string) string {
 
 // dlqSession is a connected store and what it needs to be closed.
 type dlqSession struct {
-	store *dlq.Store
+	store *dlqops.Store
 	topo  queue.Topology
 	log   zerolog.Logger
 	close func()
@@ -205,7 +206,7 @@ func openStore(ctx context.Context, g *globalFlags) (*dlqSession, error) {
 		nc.Close()
 		return nil, err
 	}
-	store, err := dlq.NewStore(sctx, js, dlq.StoreConfig{
+	store, err := dlqops.NewStore(sctx, js, dlqops.StoreConfig{
 		Stream:        topo.DLQStream,
 		Prefix:        topo.DLQPrefix,
 		JobsStream:    topo.JobsStream,

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -84,7 +85,7 @@ instead, with every header and the attempt history. Reading changes nothing.`,
 	return cmd
 }
 
-func noRecords(f dlq.Filter, stream string) string {
+func noRecords(f dlqops.Filter, stream string) string {
 	if f.IsZero() {
 		return "No dead-letter records in " + stream + "."
 	}
@@ -200,7 +201,7 @@ grouped. Reading changes nothing.`,
 		out := cmd.OutOrStdout()
 		if asJSON {
 			type group struct {
-				dlq.Group
+				dlqops.Group
 				Select []string `json:"select"`
 			}
 			v := struct {
@@ -209,7 +210,7 @@ grouped. Reading changes nothing.`,
 				Groups  []group `json:"groups"`
 			}{Stream: sess.topo.DLQStream, Records: st.Records, Groups: []group{}}
 			for _, gr := range st.Groups {
-				v.Groups = append(v.Groups, group{gr, selectorArgs(dlq.GroupFilter(f, gr))})
+				v.Groups = append(v.Groups, group{gr, selectorArgs(dlqops.GroupFilter(f, gr))})
 			}
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
@@ -224,7 +225,7 @@ grouped. Reading changes nothing.`,
 	return cmd
 }
 
-func renderStats(out io.Writer, st dlq.Stats, f dlq.Filter, stream string, now time.Time) error {
+func renderStats(out io.Writer, st dlqops.Stats, f dlqops.Filter, stream string, now time.Time) error {
 	reasons := map[dlq.Reason]int{}
 	functions := map[string]bool{}
 	for _, gr := range st.Groups {
@@ -265,9 +266,9 @@ func renderStats(out io.Writer, st dlq.Stats, f dlq.Filter, stream string, now t
 	fmt.Fprintf(out, "\nFIRST and LAST: how long ago the group's first and latest failure happened.\n")
 	fmt.Fprintf(out, "To act on a group, add its flags to list, replay --all or purge --all:\n")
 	for i, gr := range st.Groups {
-		fmt.Fprintf(out, "  %*d  %s\n", len(strconv.Itoa(len(st.Groups))), i+1, shellJoin(selectorArgs(dlq.GroupFilter(f, gr))))
+		fmt.Fprintf(out, "  %*d  %s\n", len(strconv.Itoa(len(st.Groups))), i+1, shellJoin(selectorArgs(dlqops.GroupFilter(f, gr))))
 	}
-	_, err := fmt.Fprintf(out, "For example:\n  worker dlq replay --all %s --dry-run\n", shellJoin(selectorArgs(dlq.GroupFilter(f, st.Groups[0]))))
+	_, err := fmt.Fprintf(out, "For example:\n  worker dlq replay --all %s --dry-run\n", shellJoin(selectorArgs(dlqops.GroupFilter(f, st.Groups[0]))))
 	return err
 }
 
@@ -327,7 +328,7 @@ first 4 KiB. --out FILE writes the body, byte for byte, to FILE instead.`,
 	return cmd
 }
 
-func renderRecord(out io.Writer, r dlq.Record, marker *dlq.ReplayMarker, stream string, now time.Time, withBody bool) error {
+func renderRecord(out io.Writer, r dlq.Record, marker *dlqops.ReplayMarker, stream string, now time.Time, withBody bool) error {
 	fmt.Fprintf(out, "Record %d in %s  (%s)\n\n", r.Seq, stream, r.Subject)
 	width := termWidth(out)
 	var kv [][2]string

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 )
 
 func newDlqReplayCmd(g *globalFlags) *cobra.Command {
@@ -60,9 +61,9 @@ come back before everything is sent.`,
 	f.BoolVar(&keep, "keep", false, "keep the records after replaying them (they are still never replayed twice)")
 	f.StringVar(&toFunction, "to-function", "", "replay against this function OCID instead of each job's own")
 	f.BoolVar(&watch, "watch", false, "follow the replayed jobs' outcomes and stop when too many fail again")
-	f.Float64Var(&maxFailureRatio, "max-failure-ratio", dlq.MaxFailureRatioDefault, "with --watch: stop once more than this share of finished replayed jobs failed again")
-	f.IntVar(&minSample, "min-sample", dlq.MinSampleDefault, "with --watch: judge the failure ratio only after this many replayed jobs finished")
-	f.DurationVar(&watchTimeout, "watch-timeout", dlq.SettleDefault, "with --watch: how long to wait for outstanding outcomes after the last record")
+	f.Float64Var(&maxFailureRatio, "max-failure-ratio", dlqops.MaxFailureRatioDefault, "with --watch: stop once more than this share of finished replayed jobs failed again")
+	f.IntVar(&minSample, "min-sample", dlqops.MinSampleDefault, "with --watch: judge the failure ratio only after this many replayed jobs finished")
+	f.DurationVar(&watchTimeout, "watch-timeout", dlqops.SettleDefault, "with --watch: how long to wait for outstanding outcomes after the last record")
 
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkSelection(args, all); err != nil {
@@ -72,12 +73,12 @@ come back before everything is sent.`,
 		if err != nil {
 			return err
 		}
-		opts := dlq.ReplayOptions{Filter: fl, All: all, ToFunction: toFunction, Rate: rate, DryRun: dryRun, Keep: keep}
+		opts := dlqops.ReplayOptions{Filter: fl, All: all, ToFunction: toFunction, Rate: rate, DryRun: dryRun, Keep: keep}
 		if watch {
 			if minSample < 1 {
 				return usagef("--min-sample %d: want at least 1", minSample)
 			}
-			opts.Watch = &dlq.WatchOptions{MaxFailureRatio: maxFailureRatio, MinSample: minSample, Settle: watchTimeout}
+			opts.Watch = &dlqops.WatchOptions{MaxFailureRatio: maxFailureRatio, MinSample: minSample, Settle: watchTimeout}
 			if maxFailureRatio == 0 {
 				// 0 is the library's "default"; the flag means it: stop at
 				// the first failure.
@@ -108,17 +109,17 @@ come back before everything is sent.`,
 		var (
 			bar     *progress
 			n       int
-			counts  = map[dlq.ReplayOutcome]int{}
-			tally   *dlq.WatchTally
+			counts  = map[dlqops.ReplayOutcome]int{}
+			tally   *dlqops.WatchTally
 			plan    = &table{cols: []column{{title: "SEQ", right: true}, {title: "JOB"}, {title: "ACTION"}, {title: "SUBJECT"}, {title: "FUNCTION", cut: 2, min: 20, tail: true}, {title: "NOTE", cut: 1, min: 16}}}
 			perLine bool
 		)
 		status := func() string {
-			s := fmt.Sprintf("replayed %d", counts[dlq.Replayed])
-			if k := counts[dlq.AlreadyReplayed] + counts[dlq.Skipped]; k > 0 {
+			s := fmt.Sprintf("replayed %d", counts[dlqops.Replayed])
+			if k := counts[dlqops.AlreadyReplayed] + counts[dlqops.Skipped]; k > 0 {
 				s += fmt.Sprintf(", skipped %d", k)
 			}
-			if k := counts[dlq.Failed]; k > 0 {
+			if k := counts[dlqops.Failed]; k > 0 {
 				s += fmt.Sprintf(", failed %d", k)
 			}
 			if tally != nil {
@@ -143,7 +144,7 @@ come back before everything is sent.`,
 			}
 		}
 		doomed := 0
-		opts.OnEvent = func(ev dlq.ReplayEvent) {
+		opts.OnEvent = func(ev dlqops.ReplayEvent) {
 			n++
 			counts[ev.Outcome]++
 			if ev.Warning != "" {
@@ -151,7 +152,7 @@ come back before everything is sent.`,
 			}
 			if dryRun {
 				action := ev.Outcome.String()
-				if ev.Outcome == dlq.AlreadyReplayed && !keep {
+				if ev.Outcome == dlqops.AlreadyReplayed && !keep {
 					action = "delete only"
 				}
 				plan.add(strconv.FormatUint(ev.Record.Seq, 10), ev.Record.JobID, action, dash(ev.Subject), dash(ev.FunctionID), eventNote(ev))
@@ -161,12 +162,12 @@ come back before everything is sent.`,
 			switch {
 			case perLine:
 				fmt.Fprintln(out, line)
-			case ev.Outcome != dlq.Replayed || ev.Err != nil:
+			case ev.Outcome != dlqops.Replayed || ev.Err != nil:
 				bar.above("%s", line)
 			}
 			bar.set(n, status())
 		}
-		opts.OnWatch = func(t dlq.WatchTally) {
+		opts.OnWatch = func(t dlqops.WatchTally) {
 			tally = &t
 			bar.set(n, status())
 		}
@@ -194,8 +195,8 @@ come back before everything is sent.`,
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, dlq.ErrTooManyFailures):
-			msg := "worker: replay stopped: " + strings.TrimPrefix(err.Error(), dlq.ErrTooManyFailures.Error()+": ")
+		case errors.Is(err, dlqops.ErrTooManyFailures):
+			msg := "worker: replay stopped: " + strings.TrimPrefix(err.Error(), dlqops.ErrTooManyFailures.Error()+": ")
 			if res.Left > 0 {
 				msg += fmt.Sprintf("; %s not replayed, still in %s", plural(res.Left, "record"), stream)
 			}
@@ -208,7 +209,7 @@ come back before everything is sent.`,
 	return cmd
 }
 
-func eventNote(ev dlq.ReplayEvent) string {
+func eventNote(ev dlqops.ReplayEvent) string {
 	note := ev.Note
 	if ev.Warning != "" {
 		note = strings.TrimPrefix(note+"; "+ev.Warning, "; ")
@@ -222,9 +223,9 @@ func eventNote(ev dlq.ReplayEvent) string {
 	return oneLine(note)
 }
 
-func eventLine(ev dlq.ReplayEvent) string {
+func eventLine(ev dlqops.ReplayEvent) string {
 	s := fmt.Sprintf("%-16s %d  %s", ev.Outcome, ev.Record.Seq, ev.Record.JobID)
-	if ev.Subject != "" && (ev.Outcome == dlq.Replayed || ev.Outcome == dlq.WouldReplay) {
+	if ev.Subject != "" && (ev.Outcome == dlqops.Replayed || ev.Outcome == dlqops.WouldReplay) {
 		s += "  → " + ev.Subject
 	}
 	if note := eventNote(ev); note != "" {
@@ -233,7 +234,7 @@ func eventLine(ev dlq.ReplayEvent) string {
 	return s
 }
 
-func replaySummary(res dlq.ReplayResult, keep bool) string {
+func replaySummary(res dlqops.ReplayResult, keep bool) string {
 	var b strings.Builder
 	if res.DryRun {
 		fmt.Fprintf(&b, "Would replay %d, already replayed %d, skipped %d", res.Replayed, res.AlreadyReplayed, res.Skipped)
@@ -297,7 +298,7 @@ deleted and deletes nothing.`,
 		if err != nil {
 			return err
 		}
-		opts := dlq.PurgeOptions{Filter: fl, All: all, DryRun: dryRun}
+		opts := dlqops.PurgeOptions{Filter: fl, All: all, DryRun: dryRun}
 		if err := opts.Validate(); err != nil {
 			return flagError(err)
 		}
@@ -352,7 +353,7 @@ deleted and deletes nothing.`,
 			_, err := fmt.Fprintf(out, "\nWould delete %s from %s (dry run: nothing changed).\n", plural(res.Selected, "record"), stream)
 			return err
 		}
-		if errors.Is(err, dlq.ErrNotConfirmed) {
+		if errors.Is(err, dlqops.ErrNotConfirmed) {
 			return exitError{code: exitFailed, msg: "Not confirmed: nothing deleted."}
 		}
 		fmt.Fprintf(out, "Deleted %s from %s", plural(res.Deleted, "record"), stream)

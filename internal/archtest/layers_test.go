@@ -23,17 +23,18 @@ type rule struct {
 
 var (
 	// libraries are the packages other programs may import.
-	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "worker", "client", "fanout"}
+	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "dlq/dlqops", "worker", "client", "fanout"}
 	// apps are the layers above the libraries.
 	apps = []string{"config", "admin", "bench", "cmd/...", "internal/testenv"}
 )
 
 var rules = []rule{
-	{[]string{"queue"}, []string{"invoke/...", "dlq", "worker", "client", "fanout"}, "queue is JetStream only: it knows nothing of the function client, records or the engine"},
-	{[]string{"invoke/..."}, []string{"queue", "dlq", "worker", "client", "fanout"}, "invoke is the function client only"},
-	{[]string{"dlq"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlq is the record format and its operations, on JetStream alone"},
-	{[]string{"job"}, []string{"queue", "invoke/...", "dlq", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
-	{[]string{"worker"}, []string{"queue", "client", "fanout"}, "worker declares the small interfaces it needs; cmd wires queue into them"},
+	{[]string{"queue"}, []string{"invoke/...", "dlq/...", "worker", "client", "fanout"}, "queue is JetStream only: it knows nothing of the function client, records or the engine"},
+	{[]string{"invoke/..."}, []string{"queue", "dlq/...", "worker", "client", "fanout"}, "invoke is the function client only"},
+	{[]string{"dlq"}, []string{"dlq/dlqops", "queue", "invoke/...", "worker", "client", "fanout"}, "dlq is the record format and its writer, on the worker's path: it knows nothing of the operations on the stream"},
+	{[]string{"dlq/dlqops"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlqops is the operator's toolkit on the dead-letter stream, on JetStream and dlq alone"},
+	{[]string{"job"}, []string{"queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
+	{[]string{"worker"}, []string{"queue", "client", "fanout", "dlq/dlqops"}, "worker declares the small interfaces it needs (cmd wires queue into them), and links the dead-letter record, not the operator's toolkit"},
 	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
 	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
 }
@@ -110,9 +111,10 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 	broken := map[string][]string{
 		"queue":            {"invoke"},
 		"invoke":           {"queue"},
-		"dlq":              {"worker"},
+		"dlq":              {"worker", "dlq/dlqops"},
+		"dlq/dlqops":       {"invoke"},
 		"job":              {"dlq"},
-		"worker":           {"queue"},
+		"worker":           {"queue", "dlq/dlqops"},
 		"client":           {"config"},
 		"fanout":           {"internal/testenv"},
 		"config":           {"cmd/worker"},
@@ -120,8 +122,9 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 		"internal/testenv": {"worker"}, // allowed
 	}
 	got := violations(broken, rules)
-	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "job imports dlq",
-		"worker imports queue", "client imports config", "fanout imports internal/testenv", "config imports cmd/worker", "invoke/emulator imports bench"} {
+	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "dlq imports dlq/dlqops",
+		"dlq/dlqops imports invoke", "job imports dlq", "worker imports queue", "worker imports dlq/dlqops", "client imports config",
+		"fanout imports internal/testenv", "config imports cmd/worker", "invoke/emulator imports bench"} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want+":") }) {
 			t.Errorf("no violation reported for %q; got %v", want, got)
 		}

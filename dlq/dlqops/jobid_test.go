@@ -1,4 +1,4 @@
-package dlq_test
+package dlqops_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -39,7 +40,7 @@ func TestBadJobIDIsKeptQuotedAndReplayedAsSent(t *testing.T) {
 	h.waitSettled(0, 2)
 
 	s := newStore(t, h.nats)
-	records, err := s.List(ctxT(t), dlq.Filter{})
+	records, err := s.List(ctxT(t), dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +69,15 @@ func TestBadJobIDIsKeptQuotedAndReplayedAsSent(t *testing.T) {
 		}
 
 		// Dry run: would replay, as sent, and be invalid again.
-		var ev dlq.ReplayEvent
-		if _, err := s.Replay(ctxT(t), dlq.ReplayOptions{Filter: dlq.Filter{Seqs: []dlq.SeqRange{{First: r.Seq, Last: r.Seq}}}, DryRun: true,
-			OnEvent: func(e dlq.ReplayEvent) { ev = e }}); err != nil {
+		var ev dlqops.ReplayEvent
+		if _, err := s.Replay(ctxT(t), dlqops.ReplayOptions{Filter: dlqops.Filter{Seqs: []dlqops.SeqRange{{First: r.Seq, Last: r.Seq}}}, DryRun: true,
+			OnEvent: func(e dlqops.ReplayEvent) { ev = e }}); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Outcome != dlq.WouldReplay || !strings.Contains(ev.Warning, "invalid again: "+job.HeaderJobID+" "+quoted) {
+		if ev.Outcome != dlqops.WouldReplay || !strings.Contains(ev.Warning, "invalid again: "+job.HeaderJobID+" "+quoted) {
 			t.Errorf("%q: dry run %s, warning %q", id, ev.Outcome, ev.Warning)
 		}
-		msg, err := dlq.ReplayMessage(r, topo.DLQStream, "")
+		msg, err := dlqops.ReplayMessage(r, topo.DLQStream, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +88,7 @@ func TestBadJobIDIsKeptQuotedAndReplayedAsSent(t *testing.T) {
 
 	// A real replay: the job comes back invalid again, still carrying the
 	// publisher's id, and nothing runs under a made-up one.
-	if _, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true}); err != nil {
+	if _, err := s.Replay(ctxT(t), dlqops.ReplayOptions{All: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitSettled(0, 2)

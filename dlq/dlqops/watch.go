@@ -1,4 +1,4 @@
-package dlq
+package dlqops
 
 import (
 	"context"

@@ -1,8 +1,10 @@
-package dlq
+package dlqops
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/invoke-worker/worker/dlq"
 )
 
 // PurgeOptions select the records to delete.
@@ -14,14 +16,14 @@ type PurgeOptions struct {
 	DryRun bool
 	// OnPlan is called once, before anything is deleted (and before
 	// Confirm), with the selected records (without Header and History).
-	OnPlan func(selected []Record)
+	OnPlan func(selected []dlq.Record)
 	// Confirm, when set, is called with the selected records before any is
 	// deleted; false deletes nothing and Purge returns ErrNotConfirmed. Not
 	// called on a dry run or when nothing matched.
-	Confirm func(selected []Record) bool
+	Confirm func(selected []dlq.Record) bool
 	// OnDelete is called after each record, with nil or the delete's
 	// error.
-	OnDelete func(r Record, err error)
+	OnDelete func(r dlq.Record, err error)
 }
 
 // Validate reports the first unusable field.

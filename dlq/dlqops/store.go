@@ -1,16 +1,18 @@
-package dlq
+package dlqops
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -146,20 +148,20 @@ func (s *Store) State(ctx context.Context) (jetstream.StreamState, error) {
 }
 
 // Get reads one record whole, body included.
-func (s *Store) Get(ctx context.Context, seq uint64) (Record, error) {
+func (s *Store) Get(ctx context.Context, seq uint64) (dlq.Record, error) {
 	m, err := s.stream.GetMsg(ctx, seq)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, ErrRecordNotFound)
+			return dlq.Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, ErrRecordNotFound)
 		}
-		return Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, err)
+		return dlq.Record{}, fmt.Errorf("record %d in %s: %w", seq, s.cfg.Stream, err)
 	}
-	return recordFromRaw(s.cfg.Prefix, m), nil
+	return dlq.ParseRecord(s.cfg.Prefix, m), nil
 }
 
 // List returns the records f selects, oldest first, without bodies.
-func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
-	var out []Record
+func (s *Store) List(ctx context.Context, f Filter) ([]dlq.Record, error) {
+	var out []dlq.Record
 	for r, err := range s.Records(ctx, f) {
 		if err != nil {
 			return out, err
@@ -172,8 +174,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 // selection lists what a replay or purge will act on, without the headers
 // and histories it does not need: a selection of a million records then
 // takes a few hundred megabytes, not gigabytes.
-func (s *Store) selection(ctx context.Context, f Filter) ([]Record, error) {
-	var out []Record
+func (s *Store) selection(ctx context.Context, f Filter) ([]dlq.Record, error) {
+	var out []dlq.Record
 	for r, err := range s.Records(ctx, f) {
 		if err != nil {
 			return nil, err
@@ -190,15 +192,15 @@ func (s *Store) selection(ctx context.Context, f Filter) ([]Record, error) {
 // whose jobs fail again never meets their new records. It reads through a
 // headers-only ephemeral consumer (or direct gets for a few named
 // sequences) and changes nothing in the stream.
-func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[Record, error] {
-	return func(yield func(Record, error) bool) {
+func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[dlq.Record, error] {
+	return func(yield func(dlq.Record, error) bool) {
 		m, err := f.compile()
 		if err != nil {
-			yield(Record{}, err)
+			yield(dlq.Record{}, err)
 			return
 		}
 		n := 0
-		err = s.scan(ctx, m, func(r Record) bool {
+		err = s.scan(ctx, m, func(r dlq.Record) bool {
 			if !m.match(&r) {
 				return true
 			}
@@ -209,7 +211,7 @@ func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[Record, error] 
 			return f.Limit == 0 || n < f.Limit
 		})
 		if err != nil {
-			yield(Record{}, err)
+			yield(dlq.Record{}, err)
 		}
 	}
 }
@@ -222,7 +224,7 @@ const readBatch = 512
 
 // scan calls fn with the stream's records that m's bounds and subjects
 // allow, in order, until fn returns false. Matching is fn's job.
-func (s *Store) scan(ctx context.Context, m *matcher, fn func(Record) bool) error {
+func (s *Store) scan(ctx context.Context, m *matcher, fn func(dlq.Record) bool) error {
 	state, err := s.State(ctx)
 	if err != nil {
 		return err
@@ -331,4 +333,16 @@ func (s *Store) scan(ctx context.Context, m *matcher, fn func(Record) bool) erro
 			return nil
 		}
 	}
+}
+
+// recordFromMsg reads a record delivered by a headers-only consumer: its
+// body's size is in Nats-Msg-Size.
+func recordFromMsg(prefix string, m jetstream.Msg, meta *jetstream.MsgMetadata) dlq.Record {
+	size, err := strconv.Atoi(m.Headers().Get("Nats-Msg-Size"))
+	if err != nil {
+		size = len(m.Data())
+	}
+	r := dlq.ParseRecord(prefix, &jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: meta.Sequence.Stream, Header: m.Headers(), Time: meta.Timestamp})
+	r.Size = size
+	return r
 }

@@ -1,4 +1,4 @@
-package dlq_test
+package dlqops_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -28,7 +29,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 	s := newStore(t, n)
 	before := stateOf(t, n, n.Topology.DLQStream)
 
-	all, err := s.List(ctxT(t), dlq.Filter{})
+	all, err := s.List(ctxT(t), dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,35 +48,35 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 
 	type tc struct {
 		name   string
-		filter dlq.Filter
+		filter dlqops.Filter
 		want   func(i int, f fixture) bool
 	}
 	grep := regexp.MustCompile("(?i)CONNECTION refused")
 	cases := []tc{
-		{"reason", dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}, func(_ int, f fixture) bool { return f.reason == dlq.ReasonExhausted }},
-		{"two reasons", dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonPermanent, dlq.ReasonInvalid}}, func(_ int, f fixture) bool { return f.reason != dlq.ReasonExhausted }},
-		{"function", dlq.Filter{Functions: []string{fnB}}, func(_ int, f fixture) bool { return f.function == fnB }},
-		{"no function", dlq.Filter{Functions: []string{dlq.None}}, func(_ int, f fixture) bool { return f.function == "" }},
-		{"status", dlq.Filter{Statuses: []string{"503"}}, func(_ int, f fixture) bool { return f.status == 503 }},
-		{"status class", dlq.Filter{Statuses: []string{"4xx"}}, func(_ int, f fixture) bool { return f.status >= 400 && f.status < 500 }},
-		{"no status", dlq.Filter{Statuses: []string{dlq.None}}, func(_ int, f fixture) bool { return f.status == 0 }},
-		{"code", dlq.Filter{Codes: []string{"toomanyrequests"}}, func(_ int, f fixture) bool { return f.code == "TooManyRequests" }},
-		{"no code", dlq.Filter{Codes: []string{dlq.None}}, func(_ int, f fixture) bool { return f.code == "" }},
-		{"since", dlq.Filter{Since: base.Add(-10 * time.Minute)}, func(_ int, f fixture) bool { return !f.failedAt.Before(base.Add(-10 * time.Minute)) }},
-		{"until", dlq.Filter{Until: base.Add(-50 * time.Minute)}, func(_ int, f fixture) bool { return f.failedAt.Before(base.Add(-50 * time.Minute)) }},
-		{"since and until", dlq.Filter{Since: base.Add(-30 * time.Minute), Until: base.Add(-20 * time.Minute)}, func(_ int, f fixture) bool {
+		{"reason", dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}, func(_ int, f fixture) bool { return f.reason == dlq.ReasonExhausted }},
+		{"two reasons", dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonPermanent, dlq.ReasonInvalid}}, func(_ int, f fixture) bool { return f.reason != dlq.ReasonExhausted }},
+		{"function", dlqops.Filter{Functions: []string{fnB}}, func(_ int, f fixture) bool { return f.function == fnB }},
+		{"no function", dlqops.Filter{Functions: []string{dlqops.None}}, func(_ int, f fixture) bool { return f.function == "" }},
+		{"status", dlqops.Filter{Statuses: []string{"503"}}, func(_ int, f fixture) bool { return f.status == 503 }},
+		{"status class", dlqops.Filter{Statuses: []string{"4xx"}}, func(_ int, f fixture) bool { return f.status >= 400 && f.status < 500 }},
+		{"no status", dlqops.Filter{Statuses: []string{dlqops.None}}, func(_ int, f fixture) bool { return f.status == 0 }},
+		{"code", dlqops.Filter{Codes: []string{"toomanyrequests"}}, func(_ int, f fixture) bool { return f.code == "TooManyRequests" }},
+		{"no code", dlqops.Filter{Codes: []string{dlqops.None}}, func(_ int, f fixture) bool { return f.code == "" }},
+		{"since", dlqops.Filter{Since: base.Add(-10 * time.Minute)}, func(_ int, f fixture) bool { return !f.failedAt.Before(base.Add(-10 * time.Minute)) }},
+		{"until", dlqops.Filter{Until: base.Add(-50 * time.Minute)}, func(_ int, f fixture) bool { return f.failedAt.Before(base.Add(-50 * time.Minute)) }},
+		{"since and until", dlqops.Filter{Since: base.Add(-30 * time.Minute), Until: base.Add(-20 * time.Minute)}, func(_ int, f fixture) bool {
 			return !f.failedAt.Before(base.Add(-30*time.Minute)) && f.failedAt.Before(base.Add(-20*time.Minute))
 		}},
-		{"grep", dlq.Filter{Grep: "CONNECTION refused"}, func(_ int, f fixture) bool { return grep.MatchString(f.err) }},
-		{"combined", dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}, Functions: []string{fnA, fnC}, Statuses: []string{"5xx", "none"}},
+		{"grep", dlqops.Filter{Grep: "CONNECTION refused"}, func(_ int, f fixture) bool { return grep.MatchString(f.err) }},
+		{"combined", dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}, Functions: []string{fnA, fnC}, Statuses: []string{"5xx", "none"}},
 			func(_ int, f fixture) bool {
 				return f.reason == dlq.ReasonExhausted && (f.function == fnA || f.function == fnC) && (f.status >= 500 || f.status == 0)
 			}},
-		{"seqs", dlq.Filter{Seqs: []dlq.SeqRange{{First: seqs[3], Last: seqs[7]}, {First: seqs[40], Last: seqs[40]}}},
+		{"seqs", dlqops.Filter{Seqs: []dlqops.SeqRange{{First: seqs[3], Last: seqs[7]}, {First: seqs[40], Last: seqs[40]}}},
 			func(i int, _ fixture) bool { return i >= 3 && i <= 7 || i == 40 }},
-		{"seqs and reason", dlq.Filter{Seqs: []dlq.SeqRange{{First: seqs[0], Last: seqs[59]}}, Reasons: []dlq.Reason{dlq.ReasonInvalid}},
+		{"seqs and reason", dlqops.Filter{Seqs: []dlqops.SeqRange{{First: seqs[0], Last: seqs[59]}}, Reasons: []dlq.Reason{dlq.ReasonInvalid}},
 			func(_ int, f fixture) bool { return f.reason == dlq.ReasonInvalid }},
-		{"nothing", dlq.Filter{Functions: []string{"ocid1.fnfunc.oc1.phx.aaaaaaaanobody"}}, func(int, fixture) bool { return false }},
+		{"nothing", dlqops.Filter{Functions: []string{"ocid1.fnfunc.oc1.phx.aaaaaaaanobody"}}, func(int, fixture) bool { return false }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,7 +99,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 		})
 	}
 
-	st, err := s.Stats(ctxT(t), dlq.Filter{})
+	st, err := s.Stats(ctxT(t), dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 		}
 		total += g.Count
 		// The group's own filter selects exactly its records.
-		recs, err := s.List(ctxT(t), dlq.GroupFilter(dlq.Filter{}, g))
+		recs, err := s.List(ctxT(t), dlqops.GroupFilter(dlqops.Filter{}, g))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +148,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 	}
 
 	// Stats narrowed by a filter groups only what the filter selects.
-	st, err = s.Stats(ctxT(t), dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonPermanent}})
+	st, err = s.Stats(ctxT(t), dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonPermanent}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 	}
 }
 
-func ids(t *testing.T, s *dlq.Store, f dlq.Filter) []string {
+func ids(t *testing.T, s *dlqops.Store, f dlqops.Filter) []string {
 	t.Helper()
 	recs, err := s.List(ctxT(t), f)
 	if err != nil {
@@ -212,7 +213,7 @@ func TestGetBinaryBodyAndFiveAttemptHistory(t *testing.T) {
 	if r.Header.Get(job.HeaderOriginalMsgID) != "bin-1" || r.Header.Get(dlq.HeaderAttemptHistory) == "" {
 		t.Fatalf("headers: %v", r.Header)
 	}
-	if _, err := s.Get(ctxT(t), seq+100); !errors.Is(err, dlq.ErrRecordNotFound) {
+	if _, err := s.Get(ctxT(t), seq+100); !errors.Is(err, dlqops.ErrRecordNotFound) {
 		t.Fatalf("Get of a missing sequence: %v, want ErrRecordNotFound", err)
 	}
 }
@@ -226,7 +227,7 @@ func TestListReadsASnapshot(t *testing.T) {
 	write(t, n, fx[:30])
 	s := newStore(t, n)
 	got := 0
-	for r, err := range s.Records(ctxT(t), dlq.Filter{}) {
+	for r, err := range s.Records(ctxT(t), dlqops.Filter{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,26 +246,26 @@ func TestFilterValidate(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		f       dlq.Filter
+		f       dlqops.Filter
 		wantErr string // the field named, "" for valid
 	}{
-		{"zero", dlq.Filter{}, ""},
-		{"everything", dlq.Filter{Reasons: dlq.Reasons, Functions: []string{fnA, dlq.None}, Statuses: []string{"503", "4xx", "none"},
+		{"zero", dlqops.Filter{}, ""},
+		{"everything", dlqops.Filter{Reasons: dlq.Reasons, Functions: []string{fnA, dlqops.None}, Statuses: []string{"503", "4xx", "none"},
 			Codes: []string{"TooManyRequests", "none"}, Since: time.Unix(1, 0), Until: time.Unix(2, 0), Grep: "time(d )?out", Limit: 3}, ""},
-		{"reason", dlq.Filter{Reasons: []dlq.Reason{"broken"}}, "reason"},
-		{"function", dlq.Filter{Functions: []string{"fn-1"}}, "function"},
-		{"status", dlq.Filter{Statuses: []string{"700"}}, "status"},
-		{"status class", dlq.Filter{Statuses: []string{"6xx"}}, "status"},
-		{"code", dlq.Filter{Codes: []string{"two words"}}, "code"},
-		{"until before since", dlq.Filter{Since: time.Unix(2, 0), Until: time.Unix(1, 0)}, "until"},
-		{"grep", dlq.Filter{Grep: "("}, "grep"},
-		{"limit", dlq.Filter{Limit: -1}, "limit"},
-		{"seq", dlq.Filter{Seqs: []dlq.SeqRange{{First: 5, Last: 4}}}, "seq"},
+		{"reason", dlqops.Filter{Reasons: []dlq.Reason{"broken"}}, "reason"},
+		{"function", dlqops.Filter{Functions: []string{"fn-1"}}, "function"},
+		{"status", dlqops.Filter{Statuses: []string{"700"}}, "status"},
+		{"status class", dlqops.Filter{Statuses: []string{"6xx"}}, "status"},
+		{"code", dlqops.Filter{Codes: []string{"two words"}}, "code"},
+		{"until before since", dlqops.Filter{Since: time.Unix(2, 0), Until: time.Unix(1, 0)}, "until"},
+		{"grep", dlqops.Filter{Grep: "("}, "grep"},
+		{"limit", dlqops.Filter{Limit: -1}, "limit"},
+		{"seq", dlqops.Filter{Seqs: []dlqops.SeqRange{{First: 5, Last: 4}}}, "seq"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.f.Validate()
-			var fe *dlq.FieldError
+			var fe *dlqops.FieldError
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -273,14 +274,14 @@ func TestFilterValidate(t *testing.T) {
 			}
 		})
 	}
-	for in, want := range map[string]dlq.SeqRange{"42": {42, 42}, "40-50": {40, 50}} {
-		got, err := dlq.ParseSeqRange(in)
+	for in, want := range map[string]dlqops.SeqRange{"42": {42, 42}, "40-50": {40, 50}} {
+		got, err := dlqops.ParseSeqRange(in)
 		if err != nil || got != want {
 			t.Fatalf("ParseSeqRange(%q) = %v, %v", in, got, err)
 		}
 	}
 	for _, in := range []string{"", "0", "x", "5-4", "-3", "3-", "1.5"} {
-		if _, err := dlq.ParseSeqRange(in); err == nil {
+		if _, err := dlqops.ParseSeqRange(in); err == nil {
 			t.Fatalf("ParseSeqRange(%q) accepted", in)
 		}
 	}

@@ -1,4 +1,4 @@
-package dlq
+package dlqops
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -104,7 +105,7 @@ type ReplayOptions struct {
 	Watch *WatchOptions
 	// OnPlan is called once, before anything is replayed, with the
 	// selected records (without Header and History).
-	OnPlan func(selected []Record)
+	OnPlan func(selected []dlq.Record)
 	// OnEvent is called after each record, on the calling goroutine.
 	OnEvent func(ReplayEvent)
 	// OnWatch is called, on the calling goroutine, when the watch's tally
@@ -192,7 +193,7 @@ func validateSelection(f Filter, all bool) error {
 
 // ReplayEvent is what happened to one record.
 type ReplayEvent struct {
-	Record  Record
+	Record  dlq.Record
 	Outcome ReplayOutcome
 	// Subject and FunctionID are where the job went (or would go).
 	Subject    string
@@ -249,7 +250,7 @@ func ReplayMsgID(stream string, seq uint64) string {
 var deadLetterHeaders = []string{
 	job.HeaderDLQReason, job.HeaderError, job.HeaderStatus, job.HeaderAttempts,
 	job.HeaderOriginalSubject, job.HeaderOriginalSeq, job.HeaderFirstSeenAt, job.HeaderFailedAt,
-	job.HeaderWorker, HeaderAttemptHistory, job.HeaderOriginalMsgID, HeaderDroppedHeaders,
+	job.HeaderWorker, dlq.HeaderAttemptHistory, job.HeaderOriginalMsgID, dlq.HeaderDroppedHeaders,
 }
 
 // ReplayMessage builds the job that replaying r (read whole, with Get)
@@ -259,7 +260,7 @@ var deadLetterHeaders = []string{
 // A publisher's Invoke-Job-Id that was refused (r.RejectedJobID) goes back
 // as it was sent, not replaced by the id the record is filed under: the
 // job is invalid again, and the replay's warning says so.
-func ReplayMessage(r Record, stream, toFunction string) (*nats.Msg, error) {
+func ReplayMessage(r dlq.Record, stream, toFunction string) (*nats.Msg, error) {
 	if r.OriginalSubject == "" {
 		return nil, fmt.Errorf("record %d has no %s header: nowhere to replay to", r.Seq, job.HeaderOriginalSubject)
 	}
@@ -283,7 +284,7 @@ func ReplayMessage(r Record, stream, toFunction string) (*nats.Msg, error) {
 	if toFunction != "" {
 		setHeader(msg.Header, job.HeaderFunctionID, toFunction)
 	}
-	setHeader(msg.Header, HeaderReplayCount, strconv.Itoa(r.ReplayCount+1))
+	setHeader(msg.Header, dlq.HeaderReplayCount, strconv.Itoa(r.ReplayCount+1))
 	setHeader(msg.Header, job.HeaderMsgID, ReplayMsgID(stream, r.Seq))
 	return msg, nil
 }
@@ -323,7 +324,7 @@ type ReplayMarker struct {
 	ReplayedAt time.Time `json:"replayed_at"`
 }
 
-func (m *ReplayMarker) matches(r Record) bool {
+func (m *ReplayMarker) matches(r dlq.Record) bool {
 	return m.JobID == r.JobID && m.RecordStoredAt.Equal(r.StoredAt)
 }
 
@@ -364,7 +365,7 @@ func (s *Store) markers(ctx context.Context, create bool) (jetstream.KeyValue, e
 }
 
 // ReplayMarker returns r's replay marker, or nil when r was never replayed.
-func (s *Store) ReplayMarker(ctx context.Context, r Record) (*ReplayMarker, error) {
+func (s *Store) ReplayMarker(ctx context.Context, r dlq.Record) (*ReplayMarker, error) {
 	kv, err := s.markers(ctx, false)
 	if err != nil || kv == nil {
 		return nil, err
@@ -372,7 +373,7 @@ func (s *Store) ReplayMarker(ctx context.Context, r Record) (*ReplayMarker, erro
 	return s.marker(ctx, kv, r)
 }
 
-func (s *Store) marker(ctx context.Context, kv jetstream.KeyValue, r Record) (*ReplayMarker, error) {
+func (s *Store) marker(ctx context.Context, kv jetstream.KeyValue, r dlq.Record) (*ReplayMarker, error) {
 	if kv == nil {
 		return nil, nil
 	}
@@ -499,7 +500,7 @@ func (s *Store) Replay(ctx context.Context, o ReplayOptions) (ReplayResult, erro
 
 // replayOne replays one record. stop means ctx ended before anything was
 // changed for it. err is only a test hook's.
-func (s *Store) replayOne(ctx context.Context, kv jetstream.KeyValue, w *watcher, subjects *subjectCheck, listed Record, o ReplayOptions) (ev ReplayEvent, stop bool, err error) {
+func (s *Store) replayOne(ctx context.Context, kv jetstream.KeyValue, w *watcher, subjects *subjectCheck, listed dlq.Record, o ReplayOptions) (ev ReplayEvent, stop bool, err error) {
 	ev = ReplayEvent{Record: listed}
 	r, err := s.Get(ctx, listed.Seq)
 	switch {

@@ -1,4 +1,4 @@
-package dlq
+package dlqops
 
 // SetReplayHooks makes a replay stop right after the PubAck of a record
 // (afterPublish) or right after its marker was written (afterMark) when the

@@ -1,4 +1,4 @@
-package dlq
+package dlqops
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -23,7 +24,7 @@ type Filter struct {
 	// Seqs restricts the selection to these sequences.
 	Seqs []SeqRange
 	// Reasons selects records of these reasons.
-	Reasons []Reason
+	Reasons []dlq.Reason
 	// Functions selects records of these function OCIDs, or None for
 	// records without one.
 	Functions []string
@@ -100,7 +101,7 @@ func (f Filter) compile() (*matcher, error) {
 		}
 	}
 	for _, r := range f.Reasons {
-		if _, err := ParseReason(string(r)); err != nil {
+		if _, err := dlq.ParseReason(string(r)); err != nil {
 			return nil, &FieldError{Field: "reason", Err: err}
 		}
 	}
@@ -157,7 +158,7 @@ func parseStatus(s string) (statusMatch, error) {
 }
 
 // match reports whether r is selected (Limit aside).
-func (m *matcher) match(r *Record) bool {
+func (m *matcher) match(r *dlq.Record) bool {
 	f := &m.f
 	if len(f.Seqs) > 0 && !slices.ContainsFunc(f.Seqs, func(s SeqRange) bool { return r.Seq >= s.First && r.Seq <= s.Last }) {
 		return false
@@ -246,7 +247,7 @@ func (m *matcher) subjects(prefix string) []string {
 func GroupFilter(base Filter, g Group) Filter {
 	f := base
 	f.Seqs, f.Limit = nil, 0
-	f.Reasons = []Reason{g.Reason}
+	f.Reasons = []dlq.Reason{g.Reason}
 	f.Functions = []string{cmp.Or(g.Function, None)}
 	f.Statuses = []string{None}
 	if g.Status != 0 {

@@ -1,4 +1,4 @@
-package dlq_test
+package dlqops_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/invoke/emulator"
 	"github.com/invoke-worker/worker/job"
@@ -39,7 +40,7 @@ func TestReplayFilteredSubsetOnceTheFunctionIsHealthy(t *testing.T) {
 	}
 	h.waitSettled(0, 18)
 	s := newStore(t, h.nats)
-	before, err := s.List(ctxT(t), dlq.Filter{})
+	before, err := s.List(ctxT(t), dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +57,11 @@ func TestReplayFilteredSubsetOnceTheFunctionIsHealthy(t *testing.T) {
 	if err := h.emu.SetBehavior(fnA, emulator.Behavior{}); err != nil {
 		t.Fatal(err)
 	}
-	var events []dlq.ReplayEvent
-	res, err := s.Replay(ctxT(t), dlq.ReplayOptions{
-		Filter: dlq.Filter{Functions: []string{fnA}}, All: true,
-		Watch:   &dlq.WatchOptions{Settle: testenv.Wait},
-		OnEvent: func(ev dlq.ReplayEvent) { events = append(events, ev) },
+	var events []dlqops.ReplayEvent
+	res, err := s.Replay(ctxT(t), dlqops.ReplayOptions{
+		Filter: dlqops.Filter{Functions: []string{fnA}}, All: true,
+		Watch:   &dlqops.WatchOptions{Settle: testenv.Wait},
+		OnEvent: func(ev dlqops.ReplayEvent) { events = append(events, ev) },
 	})
 	if err != nil {
 		t.Fatalf("replay: %v (%+v)", err, res)
@@ -72,7 +73,7 @@ func TestReplayFilteredSubsetOnceTheFunctionIsHealthy(t *testing.T) {
 		t.Fatalf("watch %+v", res.Watch)
 	}
 	for _, ev := range events {
-		if ev.Outcome != dlq.Replayed || ev.Subject != "invoke.jobs.test" || ev.MsgID != dlq.ReplayMsgID("INVOKE_DLQ", ev.Record.Seq) {
+		if ev.Outcome != dlqops.Replayed || ev.Subject != "invoke.jobs.test" || ev.MsgID != dlqops.ReplayMsgID("INVOKE_DLQ", ev.Record.Seq) {
 			t.Fatalf("event %+v", ev)
 		}
 	}
@@ -114,7 +115,7 @@ func TestReplayInterruptedAndRunAgainEnqueuesNoJobTwice(t *testing.T) {
 		name string
 		topo queue.Topology
 		// interrupt makes the first run stop at the 8th record.
-		interrupt func(s *dlq.Store, o *dlq.ReplayOptions, cancel context.CancelFunc)
+		interrupt func(s *dlqops.Store, o *dlqops.ReplayOptions, cancel context.CancelFunc)
 		pause     time.Duration // between the runs
 		// left is how many records the second run selects; already how
 		// many of those it finds replayed.
@@ -122,9 +123,9 @@ func TestReplayInterruptedAndRunAgainEnqueuesNoJobTwice(t *testing.T) {
 	}{
 		{
 			name: "cancelled between records",
-			interrupt: func(_ *dlq.Store, o *dlq.ReplayOptions, cancel context.CancelFunc) {
+			interrupt: func(_ *dlqops.Store, o *dlqops.ReplayOptions, cancel context.CancelFunc) {
 				n := 0
-				o.OnEvent = func(dlq.ReplayEvent) {
+				o.OnEvent = func(dlqops.ReplayEvent) {
 					if n++; n == 8 {
 						cancel()
 					}
@@ -134,9 +135,9 @@ func TestReplayInterruptedAndRunAgainEnqueuesNoJobTwice(t *testing.T) {
 		},
 		{
 			name: "died after the PubAck, before the marker, rerun inside the duplicate window",
-			interrupt: func(s *dlq.Store, _ *dlq.ReplayOptions, _ context.CancelFunc) {
+			interrupt: func(s *dlqops.Store, _ *dlqops.ReplayOptions, _ context.CancelFunc) {
 				n := 0
-				dlq.SetReplayHooks(s, func(uint64) error {
+				dlqops.SetReplayHooks(s, func(uint64) error {
 					if n++; n == 8 {
 						return errCrash
 					}
@@ -149,9 +150,9 @@ func TestReplayInterruptedAndRunAgainEnqueuesNoJobTwice(t *testing.T) {
 		{
 			name: "died after the marker, before the delete, rerun after the duplicate window",
 			topo: queue.Topology{DuplicateWindow: 200 * time.Millisecond},
-			interrupt: func(s *dlq.Store, _ *dlq.ReplayOptions, _ context.CancelFunc) {
+			interrupt: func(s *dlqops.Store, _ *dlqops.ReplayOptions, _ context.CancelFunc) {
 				n := 0
-				dlq.SetReplayHooks(s, nil, func(uint64) error {
+				dlqops.SetReplayHooks(s, nil, func(uint64) error {
 					if n++; n == 8 {
 						return errCrash
 					}
@@ -172,16 +173,16 @@ func TestReplayInterruptedAndRunAgainEnqueuesNoJobTwice(t *testing.T) {
 			s := newStore(t, n)
 
 			ctx, cancel := context.WithCancel(ctxT(t))
-			o := dlq.ReplayOptions{All: true}
+			o := dlqops.ReplayOptions{All: true}
 			c.interrupt(s, &o, cancel)
 			res, err := s.Replay(ctx, o)
 			if err == nil {
 				t.Fatalf("first run not interrupted: %+v", res)
 			}
-			dlq.SetReplayHooks(s, nil, nil)
+			dlqops.SetReplayHooks(s, nil, nil)
 			time.Sleep(c.pause)
 
-			res, err = s.Replay(ctxT(t), dlq.ReplayOptions{All: true})
+			res, err = s.Replay(ctxT(t), dlqops.ReplayOptions{All: true})
 			if err != nil {
 				t.Fatalf("second run: %v", err)
 			}
@@ -212,7 +213,7 @@ func TestReplayKeepReplaysEachRecordOnce(t *testing.T) {
 	seqs := write(t, n, sixty(time.Now())[:5])
 	s := newStore(t, n)
 
-	res, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true, Keep: true})
+	res, err := s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, Keep: true})
 	if err != nil || res.Replayed != 5 || res.Deleted != 0 {
 		t.Fatalf("first replay: %+v, %v", res, err)
 	}
@@ -224,16 +225,16 @@ func TestReplayKeepReplaysEachRecordOnce(t *testing.T) {
 	if err != nil || m == nil || m.JobID != r.JobID || m.JobsSeq != 3 {
 		t.Fatalf("marker %+v, %v", m, err)
 	}
-	var dry []dlq.ReplayOutcome
-	res, err = s.Replay(ctxT(t), dlq.ReplayOptions{All: true, DryRun: true, OnEvent: func(ev dlq.ReplayEvent) { dry = append(dry, ev.Outcome) }})
-	if err != nil || res.AlreadyReplayed != 5 || res.Replayed != 0 || len(dry) != 5 || dry[0] != dlq.AlreadyReplayed {
+	var dry []dlqops.ReplayOutcome
+	res, err = s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, DryRun: true, OnEvent: func(ev dlqops.ReplayEvent) { dry = append(dry, ev.Outcome) }})
+	if err != nil || res.AlreadyReplayed != 5 || res.Replayed != 0 || len(dry) != 5 || dry[0] != dlqops.AlreadyReplayed {
 		t.Fatalf("dry run after keep: %+v %v, %v", res, dry, err)
 	}
-	res, err = s.Replay(ctxT(t), dlq.ReplayOptions{All: true, Keep: true})
+	res, err = s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, Keep: true})
 	if err != nil || res.AlreadyReplayed != 5 || res.Replayed != 0 {
 		t.Fatalf("second replay: %+v, %v", res, err)
 	}
-	res, err = s.Replay(ctxT(t), dlq.ReplayOptions{Filter: dlq.Filter{Seqs: []dlq.SeqRange{{First: seqs[0], Last: seqs[4]}}}})
+	res, err = s.Replay(ctxT(t), dlqops.ReplayOptions{Filter: dlqops.Filter{Seqs: []dlqops.SeqRange{{First: seqs[0], Last: seqs[4]}}}})
 	if err != nil || res.AlreadyReplayed != 5 || res.Deleted != 5 {
 		t.Fatalf("third replay: %+v, %v", res, err)
 	}
@@ -264,27 +265,27 @@ func TestDryRunAndReadsChangeNothing(t *testing.T) {
 	topo := n.Topology
 	dlqBefore, jobsBefore := stateOf(t, n, topo.DLQStream), stateOf(t, n, topo.JobsStream)
 
-	if _, err := s.List(ctxT(t), dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}); err != nil {
+	if _, err := s.List(ctxT(t), dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Stats(ctxT(t), dlq.Filter{}); err != nil {
+	if _, err := s.Stats(ctxT(t), dlqops.Filter{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctxT(t), seqs[10]); err != nil {
 		t.Fatal(err)
 	}
-	var outcomes []dlq.ReplayOutcome
-	res, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true, DryRun: true, Rate: 1, ToFunction: fnD,
-		OnEvent: func(ev dlq.ReplayEvent) {
+	var outcomes []dlqops.ReplayOutcome
+	res, err := s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, DryRun: true, Rate: 1, ToFunction: fnD,
+		OnEvent: func(ev dlqops.ReplayEvent) {
 			outcomes = append(outcomes, ev.Outcome)
 			if ev.FunctionID != fnD || ev.Subject != "invoke.jobs.default" {
 				t.Errorf("dry run event %+v", ev)
 			}
 		}})
-	if err != nil || !res.DryRun || res.Replayed != 60 || len(outcomes) != 60 || outcomes[0] != dlq.WouldReplay {
+	if err != nil || !res.DryRun || res.Replayed != 60 || len(outcomes) != 60 || outcomes[0] != dlqops.WouldReplay {
 		t.Fatalf("dry-run replay: %+v, %v", res, err)
 	}
-	pres, err := s.Purge(ctxT(t), dlq.PurgeOptions{All: true, DryRun: true, Confirm: func([]dlq.Record) bool {
+	pres, err := s.Purge(ctxT(t), dlqops.PurgeOptions{All: true, DryRun: true, Confirm: func([]dlq.Record) bool {
 		t.Error("a dry run asked for confirmation")
 		return true
 	}})
@@ -318,7 +319,7 @@ func TestReplayMessage(t *testing.T) {
 	r.ReplayCount = 2
 	r.Header["invoke-function-id"] = []string{f.function} // a publisher's lower-case spelling
 
-	msg, err := dlq.ReplayMessage(r, "INVOKE_DLQ", fnD)
+	msg, err := dlqops.ReplayMessage(r, "INVOKE_DLQ", fnD)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestReplayMessage(t *testing.T) {
 
 	// Without --to-function the job keeps its function; the replayed job
 	// parses as a valid job with the record's id.
-	msg, err = dlq.ReplayMessage(r, "INVOKE_DLQ", "")
+	msg, err = dlqops.ReplayMessage(r, "INVOKE_DLQ", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +355,7 @@ func TestReplayMessage(t *testing.T) {
 	}
 
 	r.OriginalSubject = ""
-	if _, err := dlq.ReplayMessage(r, "INVOKE_DLQ", ""); err == nil {
+	if _, err := dlqops.ReplayMessage(r, "INVOKE_DLQ", ""); err == nil {
 		t.Fatal("a record without an original subject was replayable")
 	}
 }
@@ -370,14 +371,14 @@ func TestReplayWatchStopsWhenReplayedJobsFailAgain(t *testing.T) {
 	}
 	h.waitSettled(0, 30)
 	s := newStore(t, h.nats)
-	before, err := s.List(ctxT(t), dlq.Filter{})
+	before, err := s.List(ctxT(t), dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	res, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true, Rate: 20,
-		Watch: &dlq.WatchOptions{MaxFailureRatio: 0.5, MinSample: 5, Settle: testenv.Wait}})
-	if !errors.Is(err, dlq.ErrTooManyFailures) {
+	res, err := s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, Rate: 20,
+		Watch: &dlqops.WatchOptions{MaxFailureRatio: 0.5, MinSample: 5, Settle: testenv.Wait}})
+	if !errors.Is(err, dlqops.ErrTooManyFailures) {
 		t.Fatalf("replay: %v (%+v), want ErrTooManyFailures", err, res)
 	}
 	if !res.Stopped || res.Left == 0 || res.Replayed+res.Left != 30 || res.Watch.FailedAgain < 5 || res.Watch.Succeeded != 0 {
@@ -402,11 +403,11 @@ func TestPurgeRemovesOnlyWhatItMatched(t *testing.T) {
 	seqs := write(t, n, fx)
 	s := newStore(t, n)
 
-	if _, err := s.Purge(ctxT(t), dlq.PurgeOptions{}); err == nil {
+	if _, err := s.Purge(ctxT(t), dlqops.PurgeOptions{}); err == nil {
 		t.Fatal("a purge without sequences or All was accepted")
 	}
-	res, err := s.Purge(ctxT(t), dlq.PurgeOptions{All: true, Confirm: func([]dlq.Record) bool { return false }})
-	if !errors.Is(err, dlq.ErrNotConfirmed) || res.Deleted != 0 || stateOf(t, n, n.Topology.DLQStream).Msgs != 60 {
+	res, err := s.Purge(ctxT(t), dlqops.PurgeOptions{All: true, Confirm: func([]dlq.Record) bool { return false }})
+	if !errors.Is(err, dlqops.ErrNotConfirmed) || res.Deleted != 0 || stateOf(t, n, n.Topology.DLQStream).Msgs != 60 {
 		t.Fatalf("declined purge: %+v, %v", res, err)
 	}
 
@@ -415,8 +416,8 @@ func TestPurgeRemovesOnlyWhatItMatched(t *testing.T) {
 	late := fx[59]
 	late.id, late.jobSeq = "late", 5000
 	var confirmed []dlq.Record
-	res, err = s.Purge(ctxT(t), dlq.PurgeOptions{
-		Filter: dlq.Filter{Reasons: []dlq.Reason{dlq.ReasonInvalid}, Functions: []string{dlq.None}}, All: true,
+	res, err = s.Purge(ctxT(t), dlqops.PurgeOptions{
+		Filter: dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonInvalid}, Functions: []string{dlqops.None}}, All: true,
 		Confirm: func(rs []dlq.Record) bool {
 			confirmed = rs
 			write(t, n, []fixture{late})
@@ -426,7 +427,7 @@ func TestPurgeRemovesOnlyWhatItMatched(t *testing.T) {
 	if err != nil || res.Selected != 5 || res.Deleted != 5 || len(confirmed) != 5 {
 		t.Fatalf("purge: %+v, %v", res, err)
 	}
-	res, err = s.Purge(ctxT(t), dlq.PurgeOptions{Filter: dlq.Filter{Seqs: []dlq.SeqRange{{First: seqs[0], Last: seqs[0]}, {First: seqs[1], Last: seqs[3]}}}})
+	res, err = s.Purge(ctxT(t), dlqops.PurgeOptions{Filter: dlqops.Filter{Seqs: []dlqops.SeqRange{{First: seqs[0], Last: seqs[0]}, {First: seqs[1], Last: seqs[3]}}}})
 	if err != nil || res.Deleted != 4 {
 		t.Fatalf("purge by sequence: %+v, %v", res, err)
 	}
@@ -438,7 +439,7 @@ func TestPurgeRemovesOnlyWhatItMatched(t *testing.T) {
 		}
 	}
 	want = append(want, "late")
-	if got := ids(t, s, dlq.Filter{}); !slices.Equal(got, want) {
+	if got := ids(t, s, dlqops.Filter{}); !slices.Equal(got, want) {
 		t.Fatalf("left %v,\nwant %v", got, want)
 	}
 }
@@ -486,21 +487,21 @@ func TestReplayChecksWhereAndWhetherAJobCanRun(t *testing.T) {
 		seqs[i] = ack.Sequence
 	}
 
-	events := map[uint64]dlq.ReplayEvent{}
-	res, err := s.Replay(ctx, dlq.ReplayOptions{All: true, OnEvent: func(ev dlq.ReplayEvent) { events[ev.Record.Seq] = ev }})
-	if !errors.Is(err, dlq.ErrIncomplete) || res.Failed != 1 || res.Replayed != 2 {
+	events := map[uint64]dlqops.ReplayEvent{}
+	res, err := s.Replay(ctx, dlqops.ReplayOptions{All: true, OnEvent: func(ev dlqops.ReplayEvent) { events[ev.Record.Seq] = ev }})
+	if !errors.Is(err, dlqops.ErrIncomplete) || res.Failed != 1 || res.Replayed != 2 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
-	if ev := events[seqs[0]]; ev.Outcome != dlq.Failed || ev.Err == nil || !strings.Contains(ev.Err.Error(), "elsewhere.jobs") {
+	if ev := events[seqs[0]]; ev.Outcome != dlqops.Failed || ev.Err == nil || !strings.Contains(ev.Err.Error(), "elsewhere.jobs") {
 		t.Fatalf("record to a subject outside the jobs stream: %+v", ev)
 	}
 	if _, err := s.Get(ctx, seqs[0]); err != nil {
 		t.Fatalf("the failed record is gone: %v", err)
 	}
-	if ev := events[seqs[1]]; ev.Outcome != dlq.Replayed || !strings.Contains(ev.Warning, "invalid again: missing Invoke-Function-Id") {
+	if ev := events[seqs[1]]; ev.Outcome != dlqops.Replayed || !strings.Contains(ev.Warning, "invalid again: missing Invoke-Function-Id") {
 		t.Fatalf("record of an invalid job: %+v", ev)
 	}
-	if ev := events[seqs[2]]; ev.Outcome != dlq.Replayed || !strings.Contains(ev.Warning, "expires again") {
+	if ev := events[seqs[2]]; ev.Outcome != dlqops.Replayed || !strings.Contains(ev.Warning, "expires again") {
 		t.Fatalf("record of an expired job: %+v", ev)
 	}
 }
@@ -519,9 +520,9 @@ func TestReplayFlagsABodyOverTheRequestLimit(t *testing.T) {
 	s := newStore(t, n)
 
 	for _, dry := range []bool{true, false} {
-		events := map[uint64]dlq.ReplayEvent{}
-		res, err := s.Replay(ctxT(t), dlq.ReplayOptions{All: true, DryRun: dry, Keep: true,
-			OnEvent: func(ev dlq.ReplayEvent) { events[ev.Record.Seq] = ev }})
+		events := map[uint64]dlqops.ReplayEvent{}
+		res, err := s.Replay(ctxT(t), dlqops.ReplayOptions{All: true, DryRun: dry, Keep: true,
+			OnEvent: func(ev dlqops.ReplayEvent) { events[ev.Record.Seq] = ev }})
 		if err != nil || res.Replayed != 2 {
 			t.Fatalf("dry run %v: %+v, %v", dry, res, err)
 		}

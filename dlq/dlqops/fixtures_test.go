@@ -1,4 +1,4 @@
-package dlq_test
+package dlqops_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/job"
 	"github.com/invoke-worker/worker/queue"
@@ -132,12 +133,12 @@ func write(t *testing.T, n *testenv.NATS, fx []fixture) []uint64 {
 	return seqs
 }
 
-func newStore(t *testing.T, n *testenv.NATS) *dlq.Store {
+func newStore(t *testing.T, n *testenv.NATS) *dlqops.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
 	topo := n.Topology
-	s, err := dlq.NewStore(ctx, n.JS, dlq.StoreConfig{
+	s, err := dlqops.NewStore(ctx, n.JS, dlqops.StoreConfig{
 		Stream: topo.DLQStream, Prefix: topo.DLQPrefix, JobsStream: topo.JobsStream,
 		ResultsStream: topo.ResultsStream, ResultsPrefix: topo.ResultsPrefix,
 	})

@@ -1,4 +1,4 @@
-package dlq
+package dlqops
 
 import (
 	"cmp"
@@ -6,15 +6,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/invoke-worker/worker/dlq"
 )
 
 // Group is the records sharing one failure signature: function, reason,
 // last status and last OCI error code.
 type Group struct {
-	Function string `json:"function_id,omitempty"`
-	Reason   Reason `json:"reason"`
-	Status   int    `json:"status,omitempty"`
-	Code     string `json:"code,omitempty"`
+	Function string     `json:"function_id,omitempty"`
+	Reason   dlq.Reason `json:"reason"`
+	Status   int        `json:"status,omitempty"`
+	Code     string     `json:"code,omitempty"`
 
 	Count int `json:"count"`
 	// First and Last are the earliest and latest failure times.
@@ -37,7 +39,7 @@ type Stats struct {
 
 type groupKey struct {
 	function string
-	reason   Reason
+	reason   dlq.Reason
 	status   int
 	code     string
 }
