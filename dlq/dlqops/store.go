@@ -346,3 +346,16 @@ func recordFromMsg(prefix string, m jetstream.Msg, meta *jetstream.MsgMetadata) 
 	r.Size = size
 	return r
 }
+
+// deleteRecord deletes one record; a record already gone counts as deleted.
+func (s *Store) deleteRecord(ctx context.Context, seq uint64) error {
+	err := s.stream.DeleteMsg(ctx, seq)
+	if err == nil {
+		return nil
+	}
+	// The delete API's "not found" carries no code to match: ask.
+	if _, gerr := s.stream.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return fmt.Errorf("delete record %d: %w", seq, err)
+}
