@@ -176,7 +176,7 @@ func (c *Client) message(ctx context.Context, j *Job) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.cfg.MaxMessage > 0 && int64(queue.MessageSize(msg)) > max(c.cfg.MaxMessage-RecordHeadroom, c.cfg.MaxMessage/2) {
+	if c.cfg.MaxMessage > 0 && int64(job.MessageSize(msg)) > max(c.cfg.MaxMessage-RecordHeadroom, c.cfg.MaxMessage/2) {
 		ref, err := c.bodies.PutJob(ctx, j.ID, msg.Data)
 		if err != nil {
 			return nil, fmt.Errorf("enqueue %s: %w", j.ID, err)

@@ -144,7 +144,7 @@ const MaxRecordHeaderBytes = 65535
 // encoded header block fits MaxRecordHeaderBytes, and lists them in
 // HeaderDroppedHeaders.
 func fitHeaders(h nats.Header, keep map[string]bool) {
-	size := headerBlockSize(h)
+	size := job.HeaderSize(h)
 	if size <= MaxRecordHeaderBytes {
 		return
 	}
@@ -155,7 +155,7 @@ func fitHeaders(h nats.Header, keep map[string]bool) {
 	var candidates []entry
 	for k, vs := range h {
 		if !keep[k] {
-			e := entry{name: k, size: headerLinesSize(k, vs)}
+			e := entry{name: k, size: job.HeaderLinesSize(k, vs)}
 			for _, v := range vs {
 				e.bytes += len(v)
 			}
@@ -170,32 +170,10 @@ func fitHeaders(h nats.Header, keep map[string]bool) {
 		delete(h, c.name)
 		dropped = append(dropped, fmt.Sprintf("%s (%d bytes)", c.name, c.bytes))
 		h.Set(HeaderDroppedHeaders, job.OneLine(strings.Join(dropped, ", ")))
-		if headerBlockSize(h) <= MaxRecordHeaderBytes {
+		if job.HeaderSize(h) <= MaxRecordHeaderBytes {
 			return
 		}
 	}
-}
-
-// headerBlockSize is the size of h as NATS sends it: "NATS/1.0\r\n", then
-// "key: value\r\n" per value, then "\r\n" (0 for no headers).
-func headerBlockSize(h nats.Header) int {
-	if len(h) == 0 {
-		return 0
-	}
-	n := len("NATS/1.0\r\n") + len("\r\n")
-	for k, vs := range h {
-		n += headerLinesSize(k, vs)
-	}
-	return n
-}
-
-// headerLinesSize is the size of one header's lines in a header block.
-func headerLinesSize(k string, vs []string) int {
-	n := 0
-	for _, v := range vs {
-		n += len(k) + len(": ") + len(v) + len("\r\n")
-	}
-	return n
 }
 
 // DedupeID is the Nats-Msg-Id of j's record: a job dead-lettered again after

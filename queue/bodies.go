@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/job"
@@ -166,22 +165,6 @@ func (b *Bodies) store(ctx context.Context, bucket string) (jetstream.ObjectStor
 	b.stores[bucket] = obs
 	b.mu.Unlock()
 	return obs, nil
-}
-
-// MessageSize is what msg counts against the server's max payload and a
-// stream's max message size: its encoded headers plus its body.
-func MessageSize(msg *nats.Msg) int {
-	n := len(msg.Data)
-	if len(msg.Header) == 0 {
-		return n
-	}
-	n += len("NATS/1.0\r\n") + len("\r\n")
-	for k, vs := range msg.Header {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4 // ": " and CRLF
-		}
-	}
-	return n
 }
 
 func truncate(s string, n int) string {

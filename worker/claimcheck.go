@@ -47,7 +47,7 @@ func (w *Worker) bodyOf(ctx context.Context, j job.Job) ([]byte, error) {
 // checkResult moves a result body that would make res too large for a
 // message into the body store, leaving the reference in res.
 func (w *Worker) checkResult(ctx context.Context, res *nats.Msg, jobID string) error {
-	if w.cfg.MaxMessage <= 0 || int64(messageSize(res)) <= w.cfg.MaxMessage {
+	if w.cfg.MaxMessage <= 0 || int64(job.MessageSize(res)) <= w.cfg.MaxMessage {
 		return nil
 	}
 	if w.deps.Bodies == nil {
@@ -72,20 +72,4 @@ func (w *Worker) dropBody(ctx context.Context, j job.Job) {
 	if err := w.deps.Bodies.Delete(ctx, ref); err != nil && !errors.Is(err, job.ErrInvalid) {
 		w.log.Debug().Err(err).Str("job_id", j.ID).Msg("job body object not deleted; it ages out")
 	}
-}
-
-// messageSize is what a message counts against max payload: encoded
-// headers plus body (as nats.go computes it).
-func messageSize(m *nats.Msg) int {
-	n := len(m.Data)
-	if len(m.Header) == 0 {
-		return n
-	}
-	n += len("NATS/1.0\r\n\r\n")
-	for k, vs := range m.Header {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
 }
