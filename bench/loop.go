@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -142,28 +141,16 @@ type answer struct {
 	took                 time.Duration
 }
 
-// message is the result message the contract requires, with every header
-// the worker sets on a first-attempt success: the bare loop publishes the
-// same bytes, so that it is a ceiling for the same job.
+// message is the result message the contract requires, built as the worker
+// builds it (job.Result) on a first-attempt success: the bare loop publishes
+// the same bytes, so that it is a ceiling for the same job.
 func (a answer) message(resultsPrefix, id, fn string) *nats.Msg {
-	h := nats.Header{
-		job.HeaderMsgID:       {id},
-		job.HeaderJobID:       {id},
-		job.HeaderFunctionID:  {fn},
-		job.HeaderStatus:      {strconv.Itoa(a.status)},
-		job.HeaderAttempts:    {"1"},
-		job.HeaderDurationMs:  {strconv.FormatInt(a.took.Milliseconds(), 10)},
-		job.HeaderCompletedAt: {time.Now().UTC().Format(job.TimeFormatMillis)},
+	r := job.Result{
+		JobID: id, FunctionID: fn, Status: a.status, Attempts: 1, Duration: a.took, CompletedAt: time.Now(),
+		OpcRequestID: a.opcRequestID, FnCallID: a.callID, ContentType: a.contentType,
 	}
-	if a.opcRequestID != "" {
-		h[job.HeaderOpcRequestID] = []string{a.opcRequestID}
-	}
-	if a.callID != "" {
-		h[job.HeaderFnCallID] = []string{a.callID}
-	}
-	if a.contentType != "" {
-		h[job.HeaderContentType] = []string{a.contentType}
-	}
+	h := make(nats.Header, job.ResultHeaders)
+	r.AppendHeader(h, make([]string, 0, job.ResultHeaders))
 	return &nats.Msg{Subject: resultsPrefix + "." + id, Header: h, Data: a.body}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -225,18 +224,20 @@ func (o Outcome) Err() error {
 }
 
 func outcomeOf(subject string, h nats.Header, data []byte, dead bool) Outcome {
-	id := job.Lookup(h, job.HeaderJobID)
+	// A record's job id and status headers are a result's.
+	r := job.ParseResult(h)
+	id := r.JobID
 	if id == "" {
 		id = subject[strings.LastIndexByte(subject, '.')+1:]
 	}
 	o := Outcome{
 		JobID:        id,
 		DeadLettered: dead,
+		Status:       r.Status,
 		Subject:      subject,
 		Header:       h,
 		Body:         data,
 	}
-	o.Status, _ = strconv.Atoi(job.Lookup(h, job.HeaderStatus))
 	if dead {
 		o.Reason = job.Lookup(h, job.HeaderDLQReason)
 		o.Error = job.Lookup(h, job.HeaderError)
@@ -249,7 +250,7 @@ func (c *Client) resolve(ctx context.Context, o *Outcome) error {
 	if o.DeadLettered {
 		return nil
 	}
-	ref := job.Lookup(o.Header, job.HeaderBodyObject)
+	ref := job.ParseResult(o.Header).BodyObject
 	if ref == "" {
 		return nil
 	}

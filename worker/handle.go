@@ -29,7 +29,7 @@ type slot struct {
 }
 
 func newSlot() *slot {
-	return &slot{resultHeader: make(nats.Header, resultHeaders), resultValues: make([]string, 0, resultHeaders)}
+	return &slot{resultHeader: make(nats.Header, job.ResultHeaders), resultValues: make([]string, 0, job.ResultHeaders)}
 }
 
 // handle runs one delivery from parse to acknowledgement, using s for its
@@ -182,8 +182,8 @@ func (w *Worker) completedBefore(ctx context.Context, j job.Job) bool {
 		}
 		return false
 	}
-	done, err := time.Parse(job.TimeFormatMillis, m.Header.Get(job.HeaderCompletedAt))
-	return err == nil && !done.Before(j.StoreAt.Truncate(time.Millisecond))
+	done := job.ParseResult(m.Header).CompletedAt
+	return !done.IsZero() && !done.Before(j.StoreAt.Truncate(time.Millisecond))
 }
 
 // try checks what must be checked before an attempt (budget, stop,

@@ -3,8 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,59 +32,15 @@ func (w *Worker) publishResult(ctx context.Context, res *nats.Msg, jobID string)
 	return err
 }
 
-// resultHeaders is how many headers a result has at most (the claim
-// check's Invoke-Body-Object included).
-const resultHeaders = 14
-
 // resultMsg builds the contract's result message in s's header, which
 // stays valid until s handles its next job.
 func (w *Worker) resultMsg(j job.Job, r *invoke.Response, attempt int, s *slot) *nats.Msg {
-	h := s.resultHeader
-	clear(h)
-	// One backing array for every header value.
-	vals := s.resultValues[:0]
-	set := func(k, v string) {
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	res := job.Result{
+		JobID: j.ID, FunctionID: j.FunctionID, Status: r.Status, Attempts: attempt, Duration: r.Duration,
+		CompletedAt: w.cfg.Now(), OpcRequestID: r.OpcRequestID, FnCallID: r.FnCallID, ContentType: r.ContentType,
+		ContentEncoding: r.ContentEncoding, Traceparent: j.Traceparent, Tracestate: j.Tracestate,
 	}
-	set(job.HeaderMsgID, j.ID)
-	set(job.HeaderJobID, j.ID)
-	set(job.HeaderFunctionID, j.FunctionID)
-	set(job.HeaderStatus, statusText(r.Status))
-	set(job.HeaderAttempts, strconv.Itoa(attempt))
-	set(job.HeaderDurationMs, strconv.FormatInt(r.Duration.Milliseconds(), 10))
-	set(job.HeaderCompletedAt, w.cfg.Now().UTC().Format(job.TimeFormatMillis))
-	if r.OpcRequestID != "" {
-		set(job.HeaderOpcRequestID, r.OpcRequestID)
-	}
-	if r.FnCallID != "" {
-		set(job.HeaderFnCallID, r.FnCallID)
-	}
-	if r.ContentType != "" {
-		set(job.HeaderContentType, r.ContentType)
-	}
-	if r.ContentEncoding != "" {
-		// The body is as the function sent it, compressed or not.
-		set(job.HeaderContentEncoding, r.ContentEncoding)
-	}
-	if j.Traceparent != "" {
-		set(job.HeaderTraceparent, j.Traceparent)
-		if j.Tracestate != "" {
-			set(job.HeaderTracestate, j.Tracestate)
-		}
-	}
-	s.resultValues = vals
-	return &nats.Msg{Subject: w.cfg.ResultsPrefix + "." + j.ID, Header: h, Data: r.Body}
-}
-
-// statusText is strconv.Itoa without an allocation for the statuses of
-// nearly every result.
-func statusText(status int) string {
-	switch status {
-	case http.StatusOK:
-		return "200"
-	case http.StatusAccepted:
-		return "202"
-	}
-	return strconv.Itoa(status)
+	clear(s.resultHeader)
+	s.resultValues = res.AppendHeader(s.resultHeader, s.resultValues[:0])
+	return &nats.Msg{Subject: w.cfg.ResultsPrefix + "." + j.ID, Header: s.resultHeader, Data: r.Body}
 }
