@@ -345,7 +345,7 @@ func (v *validator) name(key, s string) {
 
 // bucket checks an object store bucket name: A-Z a-z 0-9 _ -.
 func (v *validator) bucket(key, s string) {
-	v.check(s != "" && job.ValidateJobID(s) == nil, key, "%q must be A-Z a-z 0-9 _ - only", s)
+	v.check(job.ValidBucketName(s), key, "%q must be A-Z a-z 0-9 _ - only", s)
 }
 
 // subject checks a subject (wild allows '*' tokens and a final '>') or,

@@ -288,8 +288,36 @@ func ValidateJobID(id string) error {
 	return nil
 }
 
+// isIDChar reports whether c may stand in a job id or a bucket name.
 func isIDChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// ValidBucketName reports whether s can name a JetStream key-value or
+// object store bucket, as nats.go requires: one or more of A-Z a-z 0-9 _ -
+// (the characters of a job id). The <bucket> of an Invoke-Body-Object is
+// one.
+func ValidBucketName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isIDChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// BucketName makes a bucket name of s (not empty): each character a bucket
+// name may not have becomes '_'.
+func BucketName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && isIDChar(byte(r)) {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // ValidateFunctionID checks that id has OCI's function OCID shape:

@@ -47,23 +47,10 @@ var ErrBodyObject = fmt.Errorf("%w: body object", job.ErrInvalid)
 // name.
 func ParseBodyRef(ref string) (bucket, name string, err error) {
 	bucket, name, ok := strings.Cut(ref, "/")
-	if !ok || name == "" || !validBucket(bucket) {
+	if !ok || name == "" || !job.ValidBucketName(bucket) {
 		return "", "", fmt.Errorf("%w: %q is not <bucket>/<name>", ErrBodyObject, truncate(ref, 80))
 	}
 	return bucket, name, nil
-}
-
-func validBucket(b string) bool {
-	if b == "" {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // PutJob stores the body of job jobID and returns its reference. Each call

@@ -64,7 +64,7 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	def(&c.JobsStream, job.JobsStreamDefault)
 	def(&c.ResultsStream, job.ResultsStreamDefault)
 	def(&c.ResultsPrefix, job.ResultsPrefixDefault)
-	def(&c.ReplayBucket, bucketName(c.Stream+ReplayBucketSuffix))
+	def(&c.ReplayBucket, job.BucketName(c.Stream+ReplayBucketSuffix))
 	if c.RequestLimit == 0 {
 		c.RequestLimit = job.RequestLimitDefault
 	}
@@ -76,16 +76,6 @@ func (c StoreConfig) withDefaults() StoreConfig {
 		c.Now = time.Now
 	}
 	return c
-}
-
-// bucketName keeps only the characters a KV bucket name allows.
-func bucketName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // Validate reports the first unusable field.
