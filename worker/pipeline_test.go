@@ -3,7 +3,6 @@ package worker_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -96,28 +95,6 @@ func TestSixMiBBinaryBodyRoundTripsByteExact(t *testing.T) {
 	}
 	if ct := res.Header.Get(job.HeaderContentType); ct != "application/x-binary-test" {
 		t.Fatalf("content type %q did not reach the function and come back", ct)
-	}
-}
-
-// TestAwaitFindsResultStoredBeforeItWasCalled: a caller that starts waiting
-// after the result was published still gets it.
-func TestAwaitFindsResultStoredBeforeItWasCalled(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, worker.Config{}, nil)
-	pub := queue.NewPublisher(h.nats.JS)
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	id, err := pub.Enqueue(ctx, queue.Job{FunctionID: fnEcho, Body: []byte("early bird"), Subject: "invoke.jobs.await"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.waitSettled(1, 0)
-	out, err := queue.Await(ctx, h.nats.JS, h.nats.Topology, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.DeadLettered || string(out.Data) != "early bird" {
-		t.Fatalf("outcome %+v", out)
 	}
 }
 
