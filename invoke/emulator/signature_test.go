@@ -12,59 +12,13 @@ import (
 	"time"
 
 	"github.com/oracle/oci-go-sdk/v65/common"
-)
 
-// OCI's published signing test vector (research notes §2.7; also in the Go
-// SDK's common/http_signer_test.go).
-const (
-	vectorKeyPEM = `-----BEGIN RSA PRIVATE KEY-----
-MIICXgIBAAKBgQDCFENGw33yGihy92pDjZQhl0C36rPJj+CvfSC8+q28hxA161QF
-NUd13wuCTUcq0Qd2qsBe/2hFyc2DCJJg0h1L78+6Z4UMR7EOcpfdUE9Hf3m/hs+F
-UR45uBJeDK1HSFHD8bHKD6kv8FPGfJTotc+2xjJwoYi+1hqp1fIekaxsyQIDAQAB
-AoGBAJR8ZkCUvx5kzv+utdl7T5MnordT1TvoXXJGXK7ZZ+UuvMNUCdN2QPc4sBiA
-QWvLw1cSKt5DsKZ8UETpYPy8pPYnnDEz2dDYiaew9+xEpubyeW2oH4Zx71wqBtOK
-kqwrXa/pzdpiucRRjk6vE6YY7EBBs/g7uanVpGibOVAEsqH1AkEA7DkjVH28WDUg
-f1nqvfn2Kj6CT7nIcE3jGJsZZ7zlZmBmHFDONMLUrXR/Zm3pR5m0tCmBqa5RK95u
-412jt1dPIwJBANJT3v8pnkth48bQo/fKel6uEYyboRtA5/uHuHkZ6FQF7OUkGogc
-mSJluOdc5t6hI1VsLn0QZEjQZMEOWr+wKSMCQQCC4kXJEsHAve77oP6HtG/IiEn7
-kpyUXRNvFsDE0czpJJBvL/aRFUJxuRK91jhjC68sA7NsKMGg5OXb5I5Jj36xAkEA
-gIT7aFOYBFwGgQAQkWNKLvySgKbAZRTeLBacpHMuQdl1DfdntvAyqpAZ0lY0RKmW
-G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
-7U1yQXnTAEFYM560yJlzUpOb1V4cScGd365tiSMvxLOvTA==
------END RSA PRIVATE KEY-----
-`
-	vectorTenancy     = "ocid1.tenancy.oc1..aaaaaaaaba3pv6wkcr4jqae5f15p2b2m2yt2j6rx32uzr4h25vqstifsfdsq"
-	vectorUser        = "ocid1.user.oc1..aaaaaaaat5nvwcna5j6aqzjcaty5eqbb6qt2jvpkanghtgdaqedqw3rynjq"
-	vectorFingerprint = "20:3b:97:13:55:1c:5b:0d:d3:37:d8:50:4e:c5:3a:34"
-	vectorKeyID       = vectorTenancy + "/" + vectorUser + "/" + vectorFingerprint
-	vectorDate        = "Thu, 05 Jan 2014 21:31:40 GMT"
-
-	vectorGetURL           = "https://iaas.us-phoenix-1.oraclecloud.com/20160918/instances?availabilityDomain=Pjwf%3A%20PHX-AD-1&compartmentId=ocid1.compartment.oc1..aaaaaaaam3we6vgnherjq5q2idnccdflvjsnog7mlr6rtdb25gilchfeyjxa&displayName=TeamXInstances&volumeId=ocid1.volume.oc1.phx.abyhqljrgvttnlx73nmrwfaux7kcvzfs3s66izvxf2h4lgvyndsdsnoiwr5q"
-	vectorGetSigningString = "date: Thu, 05 Jan 2014 21:31:40 GMT\n" +
-		"(request-target): get /20160918/instances?availabilityDomain=Pjwf%3A%20PHX-AD-1&compartmentId=ocid1.compartment.oc1..aaaaaaaam3we6vgnherjq5q2idnccdflvjsnog7mlr6rtdb25gilchfeyjxa&displayName=TeamXInstances&volumeId=ocid1.volume.oc1.phx.abyhqljrgvttnlx73nmrwfaux7kcvzfs3s66izvxf2h4lgvyndsdsnoiwr5q\n" +
-		"host: iaas.us-phoenix-1.oraclecloud.com"
-	vectorGetSignature = "GBas7grhyrhSKHP6AVIj/h5/Vp8bd/peM79H9Wv8kjoaCivujVXlpbKLjMPeDUhxkFIWtTtLBj3sUzaFj34XE6YZAHc9r2DmE4pMwOAy/kiITcZxa1oHPOeRheC0jP2dqbTll8fmTZVwKZOKHYPtrLJIJQHJjNvxFWeHQjMaR7M="
-
-	vectorPostURL  = "https://iaas.us-phoenix-1.oraclecloud.com/20160918/volumeAttachments"
-	vectorPostBody = "{\n" +
-		"    \"compartmentId\": \"ocid1.compartment.oc1..aaaaaaaam3we6vgnherjq5q2idnccdflvjsnog7mlr6rtdb25gilchfeyjxa\",\n" +
-		"    \"instanceId\": \"ocid1.instance.oc1.phx.abuw4ljrlsfiqw6vzzxb43vyypt4pkodawglp3wqxjqofakrwvou52gb6s5a\",\n" +
-		"    \"volumeId\": \"ocid1.volume.oc1.phx.abyhqljrgvttnlx73nmrwfaux7kcvzfs3s66izvxf2h4lgvyndsdsnoiwr5q\"\n" +
-		"}"
-	vectorPostSHA           = "V9Z20UJTvkvpJ50flBzKE32+6m2zJjweHpDMX/U4Uy0="
-	vectorPostSigningString = "date: Thu, 05 Jan 2014 21:31:40 GMT\n" +
-		"(request-target): post /20160918/volumeAttachments\n" +
-		"host: iaas.us-phoenix-1.oraclecloud.com\n" +
-		"content-length: 316\n" +
-		"content-type: application/json\n" +
-		"x-content-sha256: V9Z20UJTvkvpJ50flBzKE32+6m2zJjweHpDMX/U4Uy0="
-	vectorPostSignature = "Mje8vIDPlwIHmD/cTDwRxE7HaAvBg16JnVcsuqaNRim23fFPgQfLoOOxae6WqKb1uPjYEl0qIdazWaBy/Ml8DRhqlocMwoSXv0fbukP8J5N80LCmzT/FFBvIvTB91XuXI3hYfP9Zt1l7S6ieVadHUfqBedWH0itrtPJBgKmrWso="
-	vectorPostHeaders   = "date (request-target) host content-length content-type x-content-sha256"
+	"github.com/invoke-worker/worker/invoke/internal/ocivector"
 )
 
 func vectorPublicKey(t *testing.T) *rsa.PublicKey {
 	t.Helper()
-	block, _ := pem.Decode([]byte(vectorKeyPEM))
+	block, _ := pem.Decode([]byte(ocivector.KeyPEM))
 	k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +28,7 @@ func vectorPublicKey(t *testing.T) *rsa.PublicKey {
 
 func vectorNow(t *testing.T) time.Time {
 	t.Helper()
-	now, err := time.Parse(http.TimeFormat, vectorDate)
+	now, err := time.Parse(http.TimeFormat, ocivector.Date)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,65 +36,65 @@ func vectorNow(t *testing.T) time.Time {
 }
 
 func vectorPostRequest(signature string) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, vectorPostURL, strings.NewReader(vectorPostBody))
-	r.Header.Set("Date", vectorDate)
+	r := httptest.NewRequest(http.MethodPost, ocivector.PostURL, strings.NewReader(ocivector.PostBody))
+	r.Header.Set("Date", ocivector.Date)
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Content-Length", "316")
-	r.Header.Set("X-Content-Sha256", vectorPostSHA)
+	r.Header.Set("X-Content-Sha256", ocivector.PostBodySHA256)
 	// Python SDK parameter order, to show order does not matter.
-	r.Header.Set("Authorization", `Signature algorithm="rsa-sha256",headers="`+vectorPostHeaders+`",keyId="`+vectorKeyID+`",signature="`+signature+`",version="1"`)
+	r.Header.Set("Authorization", `Signature algorithm="rsa-sha256",headers="`+ocivector.PostHeaders+`",keyId="`+ocivector.KeyID+`",signature="`+signature+`",version="1"`)
 	return r
 }
 
 func TestVectorPost(t *testing.T) {
-	if len(vectorPostBody) != 316 {
-		t.Fatalf("vector body is %d bytes, want 316", len(vectorPostBody))
+	if len(ocivector.PostBody) != 316 {
+		t.Fatalf("vector body is %d bytes, want 316", len(ocivector.PostBody))
 	}
-	r := vectorPostRequest(vectorPostSignature)
-	if got := SigningString(r, strings.Fields(vectorPostHeaders)); got != vectorPostSigningString {
-		t.Fatalf("signing string:\n%s\nwant:\n%s", got, vectorPostSigningString)
+	r := vectorPostRequest(ocivector.PostSignature)
+	if got := SigningString(r, strings.Fields(ocivector.PostHeaders)); got != ocivector.PostSigningString {
+		t.Fatalf("signing string:\n%s\nwant:\n%s", got, ocivector.PostSigningString)
 	}
 	pub := vectorPublicKey(t)
 	now := vectorNow(t)
-	if err := VerifyRequest(r, []byte(vectorPostBody), pub, now, 5*time.Minute); err != nil {
+	if err := VerifyRequest(r, []byte(ocivector.PostBody), pub, now, 5*time.Minute); err != nil {
 		t.Fatalf("documented POST signature rejected: %v", err)
 	}
-	_, err := verifyRequest(r, []byte(vectorPostBody), pub, vectorKeyID, now, 0)
+	_, err := verifyRequest(r, []byte(ocivector.PostBody), pub, ocivector.KeyID, now, 0)
 	if err != nil {
 		t.Fatalf("with key id check: %v", err)
 	}
-	_, err = verifyRequest(r, []byte(vectorPostBody), pub, "other/key/id", now, 0)
+	_, err = verifyRequest(r, []byte(ocivector.PostBody), pub, "other/key/id", now, 0)
 	if !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("wrong key id: %v", err)
 	}
 
 	// Same request, clock 10 minutes later.
-	err = VerifyRequest(r, []byte(vectorPostBody), pub, now.Add(10*time.Minute), 5*time.Minute)
+	err = VerifyRequest(r, []byte(ocivector.PostBody), pub, now.Add(10*time.Minute), 5*time.Minute)
 	if !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, ErrClockSkew) {
 		t.Fatalf("skewed clock: %v", err)
 	}
 	// Tampered body.
-	tampered := strings.Replace(vectorPostBody, "phx", "iad", 1)
+	tampered := strings.Replace(ocivector.PostBody, "phx", "iad", 1)
 	err = VerifyRequest(r, []byte(tampered), pub, now, 0)
 	if !errors.Is(err, ErrBodyMismatch) {
 		t.Fatalf("tampered body: %v", err)
 	}
 	// Signature of the GET used for the POST.
-	err = VerifyRequest(vectorPostRequest(vectorGetSignature), []byte(vectorPostBody), pub, now, 0)
+	err = VerifyRequest(vectorPostRequest(ocivector.GetSignature), []byte(ocivector.PostBody), pub, now, 0)
 	if !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("wrong signature: %v", err)
 	}
-	if strings.Contains(err.Error(), vectorGetSignature[:16]) {
+	if strings.Contains(err.Error(), ocivector.GetSignature[:16]) {
 		t.Fatal("error message contains the signature")
 	}
 }
 
 func TestVectorGet(t *testing.T) {
-	r := httptest.NewRequest(http.MethodGet, vectorGetURL, nil)
-	r.Header.Set("Date", vectorDate)
-	r.Header.Set("Authorization", `Signature version="1",headers="date (request-target) host",keyId="`+vectorKeyID+`",algorithm="rsa-sha256",signature="`+vectorGetSignature+`"`)
-	if got := SigningString(r, []string{"date", "(request-target)", "host"}); got != vectorGetSigningString {
-		t.Fatalf("signing string:\n%s\nwant:\n%s", got, vectorGetSigningString)
+	r := httptest.NewRequest(http.MethodGet, ocivector.GetURL, nil)
+	r.Header.Set("Date", ocivector.Date)
+	r.Header.Set("Authorization", `Signature version="1",headers="date (request-target) host",keyId="`+ocivector.KeyID+`",algorithm="rsa-sha256",signature="`+ocivector.GetSignature+`"`)
+	if got := SigningString(r, []string{"date", "(request-target)", "host"}); got != ocivector.GetSigningString {
+		t.Fatalf("signing string:\n%s\nwant:\n%s", got, ocivector.GetSigningString)
 	}
 	if err := VerifyRequest(r, nil, vectorPublicKey(t), vectorNow(t), 0); err != nil {
 		t.Fatalf("documented GET signature rejected: %v", err)
@@ -151,13 +105,13 @@ func TestVectorGet(t *testing.T) {
 // vector key, produces the documented POST signature, so the emulator and
 // the SDK agree on the scheme and not only on this implementation.
 func TestVectorSDKSigner(t *testing.T) {
-	r, err := http.NewRequest(http.MethodPost, vectorPostURL, strings.NewReader(vectorPostBody))
+	r, err := http.NewRequest(http.MethodPost, ocivector.PostURL, strings.NewReader(ocivector.PostBody))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Header.Set("Date", vectorDate)
+	r.Header.Set("Date", ocivector.Date)
 	r.Header.Set("Content-Type", "application/json")
-	p := common.NewRawConfigurationProvider(vectorTenancy, vectorUser, "us-phoenix-1", vectorFingerprint, vectorKeyPEM, nil)
+	p := common.NewRawConfigurationProvider(ocivector.Tenancy, ocivector.User, "us-phoenix-1", ocivector.Fingerprint, ocivector.KeyPEM, nil)
 	if err := common.DefaultRequestSigner(p).Sign(r); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +119,7 @@ func TestVectorSDKSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if params.Signature != vectorPostSignature || params.KeyID != vectorKeyID || strings.Join(params.Headers, " ") != vectorPostHeaders {
+	if params.Signature != ocivector.PostSignature || params.KeyID != ocivector.KeyID || strings.Join(params.Headers, " ") != ocivector.PostHeaders {
 		t.Fatalf("SDK produced %v with another signature than documented", params)
 	}
 	if strings.Contains(params.String(), params.Signature) {
@@ -203,7 +157,7 @@ func TestParseAuthorization(t *testing.T) {
 func TestVerifyRequestChecks(t *testing.T) {
 	pub := vectorPublicKey(t)
 	now := vectorNow(t)
-	body := []byte(vectorPostBody)
+	body := []byte(ocivector.PostBody)
 	cases := []struct {
 		name   string
 		mutate func(r *http.Request)
@@ -217,7 +171,7 @@ func TestVerifyRequestChecks(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), `rsa-sha256`, `hmac-sha256`, 1))
 		}, ErrMalformedSignature},
 		{"body headers unsigned", func(r *http.Request) {
-			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), vectorPostHeaders, "date (request-target) host", 1))
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), ocivector.PostHeaders, "date (request-target) host", 1))
 		}, ErrMalformedSignature},
 		{"no date", func(r *http.Request) { r.Header.Del("Date") }, ErrClockSkew},
 		{"bad date", func(r *http.Request) { r.Header.Set("Date", "yesterday") }, ErrClockSkew},
@@ -229,7 +183,7 @@ func TestVerifyRequestChecks(t *testing.T) {
 		{"host changed", func(r *http.Request) { r.Host = "evil.example.com" }, ErrBadSignature},
 	}
 	for _, c := range cases {
-		r := vectorPostRequest(vectorPostSignature)
+		r := vectorPostRequest(ocivector.PostSignature)
 		c.mutate(r)
 		err := VerifyRequest(r, body, pub, now, 0)
 		if !errors.Is(err, c.want) || !errors.Is(err, ErrUnauthenticated) {
@@ -237,7 +191,7 @@ func TestVerifyRequestChecks(t *testing.T) {
 		}
 	}
 	// RFC 1123 with a numeric zone is accepted too.
-	r := vectorPostRequest(vectorPostSignature)
+	r := vectorPostRequest(ocivector.PostSignature)
 	if err := checkDate(now.Format(time.RFC1123), now, 0); err != nil {
 		t.Errorf("RFC1123 date: %v", err)
 	}
@@ -264,7 +218,7 @@ func TestLoadPublicKey(t *testing.T) {
 			t.Fatalf("%s: different key", block.Type)
 		}
 	}
-	for _, in := range [][]byte{nil, []byte("not pem"), []byte(vectorKeyPEM), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})} {
+	for _, in := range [][]byte{nil, []byte("not pem"), []byte(ocivector.KeyPEM), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})} {
 		if _, err := LoadPublicKey(in); err == nil {
 			t.Fatalf("LoadPublicKey accepted %q", in)
 		}
