@@ -18,7 +18,7 @@ type BatchResult struct {
 	// Duplicate means JetStream already held a job with this id from
 	// within the duplicate window: this one was not stored again.
 	Duplicate bool
-	// Err says why the job was not enqueued: it wraps ErrInvalidJob for a
+	// Err says why the job was not enqueued: it wraps job.ErrInvalid for a
 	// job refused before publishing. nil when it was stored.
 	Err error
 }

@@ -47,7 +47,7 @@ type Config struct {
 	// Defaults to 30s.
 	AckTimeout time.Duration
 	// RequestLimit is the largest job body: the function service's request
-	// limit. A larger job is refused with ErrInvalidJob, as a worker would
+	// limit. A larger job is refused with job.ErrInvalid, as a worker would
 	// dead-letter it. Defaults to 6 MiB.
 	RequestLimit int64
 	// MaxMessage is the largest message (headers and body) NATS takes. A
@@ -169,7 +169,7 @@ func (c *Client) message(ctx context.Context, j *Job) (*nats.Msg, error) {
 		if j.ID == "" {
 			j.ID = queue.NewJobID()
 		}
-		return nil, fmt.Errorf("%w: body is %d bytes, over the function request limit of %d bytes", ErrInvalidJob, len(j.Body), c.cfg.RequestLimit)
+		return nil, fmt.Errorf("%w: body is %d bytes, over the function request limit of %d bytes", job.ErrInvalid, len(j.Body), c.cfg.RequestLimit)
 	}
 	msg, err := j.Message()
 	if err != nil {

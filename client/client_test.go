@@ -126,7 +126,7 @@ func TestBatchReportsEachJobsError(t *testing.T) {
 	}{{ok: true}, {invalid: true}, {ok: true, dup: true}, {invalid: true}, {}, {invalid: true}, {invalid: true}, {ok: true}}
 	for i, w := range want {
 		r := res[i]
-		if r.Index != i || (r.Err == nil) != w.ok || r.Duplicate != w.dup || errors.Is(r.Err, client.ErrInvalidJob) != w.invalid {
+		if r.Index != i || (r.Err == nil) != w.ok || r.Duplicate != w.dup || errors.Is(r.Err, job.ErrInvalid) != w.invalid {
 			t.Errorf("job %d: %+v, want %+v", i, r, w)
 		}
 	}
@@ -288,7 +288,7 @@ func TestLargeBodyAndResultGoThroughTheObjectStore(t *testing.T) {
 
 	// Over the request limit: refused by the publisher...
 	tooBig := make([]byte, 6<<20+1)
-	if _, err := c.Enqueue(ctx, client.Job{FunctionID: fnEcho, Body: tooBig}); !errors.Is(err, client.ErrInvalidJob) {
+	if _, err := c.Enqueue(ctx, client.Job{FunctionID: fnEcho, Body: tooBig}); !errors.Is(err, job.ErrInvalid) {
 		t.Fatalf("a 6 MiB + 1 body was not refused: %v", err)
 	}
 	// ...and, stored by hand past the publisher, dead-lettered by the worker.

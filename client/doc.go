@@ -10,4 +10,11 @@
 // service can import it without the worker; it does not create streams (a worker
 // does) and it does not log: every failure is an error, per job where a
 // batch is concerned.
+//
+// Errors to branch on: a job refused before publishing (bad function id,
+// job id, subject, header value, or a body over the request limit: what
+// the worker would dead-letter as invalid) wraps job.ErrInvalid, and
+// nothing was published; New wraps queue.ErrNotProvisioned when the
+// streams do not exist (no worker has started against this NATS server
+// yet); ErrDeadLettered and ErrIncomplete are this package's own.
 package client

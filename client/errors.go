@@ -3,19 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
-
-	"github.com/invoke-worker/worker/queue"
 )
-
-// ErrInvalidJob wraps the error of a job refused before publishing: the
-// worker would dead-letter it as invalid (bad function id, job id,
-// subject, header value, or a body over the request limit). Nothing was
-// published.
-var ErrInvalidJob = queue.ErrInvalidJob
-
-// ErrNotProvisioned is returned by New when the streams do not exist: no
-// worker has started against this NATS server yet.
-var ErrNotProvisioned = queue.ErrNotProvisioned
 
 // ErrDeadLettered is matched (errors.Is) by the *DeadLetterError that
 // Invoke returns, and by Outcome.Err of a dead-letter record.

@@ -12,6 +12,7 @@ import (
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/invoke/emulator"
+	"github.com/invoke-worker/worker/job"
 )
 
 // Functions of the examples' emulator: echo answers with the request
@@ -94,7 +95,7 @@ func ExampleClient_EnqueueBatch() {
 	var ids []client.JobID
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Println(r.ID, "refused:", errors.Is(r.Err, client.ErrInvalidJob))
+			fmt.Println(r.ID, "refused:", errors.Is(r.Err, job.ErrInvalid))
 			continue
 		}
 		ids = append(ids, r.ID)

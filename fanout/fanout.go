@@ -300,7 +300,7 @@ func (r *route) enqueueInvalid(ctx context.Context, jobs []client.Job, res []cli
 	for _, jr := range res {
 		switch {
 		case jr.Err == nil:
-		case errors.Is(jr.Err, client.ErrInvalidJob):
+		case errors.Is(jr.Err, job.ErrInvalid):
 			r.log.Warn().Err(jr.Err).Str("job_id", jr.ID).Uint64("seq", meta.Sequence.Stream).
 				Msg("event makes an invalid job (check the route's header mapping); enqueued for the worker to dead-letter")
 			raw := jobs[jr.Index].RawMessage()
@@ -316,7 +316,7 @@ func (r *route) enqueueInvalid(ctx context.Context, jobs []client.Job, res []cli
 
 func anyInvalid(res []client.BatchResult) bool {
 	for _, jr := range res {
-		if errors.Is(jr.Err, client.ErrInvalidJob) {
+		if errors.Is(jr.Err, job.ErrInvalid) {
 			return true
 		}
 	}

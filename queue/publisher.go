@@ -43,11 +43,6 @@ type Job struct {
 // DefaultJobSubject is where jobs go when no subject is given.
 const DefaultJobSubject = "invoke.jobs.default"
 
-// ErrInvalidJob wraps every validation failure of Enqueue: nothing was
-// published. It is job.ErrInvalid: what the worker would dead-letter as
-// invalid is refused here.
-var ErrInvalidJob = job.ErrInvalid
-
 // Publisher enqueues jobs and waits for JetStream to store them. It sends
 // a body as it is; client.Client also moves bodies too large for a message
 // into the object store, and publishes batches asynchronously.
@@ -66,14 +61,14 @@ func (j *Job) Message() (*nats.Msg, error) {
 		j.ID = NewJobID()
 	}
 	if err := job.ValidateJobID(j.ID); err != nil {
-		return nil, fmt.Errorf("%w: id: %w", ErrInvalidJob, err)
+		return nil, fmt.Errorf("%w: id: %w", job.ErrInvalid, err)
 	}
 	if err := job.ValidateFunctionID(j.FunctionID); err != nil {
-		return nil, fmt.Errorf("%w: function: %w", ErrInvalidJob, err)
+		return nil, fmt.Errorf("%w: function: %w", job.ErrInvalid, err)
 	}
 	msg := j.RawMessage()
 	if err := job.ValidatePublishSubject(msg.Subject); err != nil {
-		return nil, fmt.Errorf("%w: subject %q: %w", ErrInvalidJob, msg.Subject, err)
+		return nil, fmt.Errorf("%w: subject %q: %w", job.ErrInvalid, msg.Subject, err)
 	}
 	// Validate the way the worker will, so nothing the worker rejects is
 	// accepted here.

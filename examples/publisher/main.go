@@ -42,7 +42,7 @@ func run(ctx context.Context, url, function string, n int) error {
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	// New fails with client.ErrNotProvisioned until a worker has created
+	// New fails with queue.ErrNotProvisioned until a worker has created
 	// the streams.
 	c, err := client.New(ctx, nc, client.Config{MaxPending: 256})
 	if err != nil {
