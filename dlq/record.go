@@ -32,12 +32,15 @@ const (
 	ReasonExpired Reason = "expired"
 )
 
-// Reasons lists every reason, in the contract's order.
-var Reasons = []Reason{ReasonInvalid, ReasonPermanent, ReasonExhausted, ReasonExpired}
+// reasons are the contract's reasons, in its order.
+var reasons = [...]Reason{ReasonInvalid, ReasonPermanent, ReasonExhausted, ReasonExpired}
+
+// Reasons lists every reason, in the contract's order, in a new slice.
+func Reasons() []Reason { return slices.Clone(reasons[:]) }
 
 // ParseReason accepts one of Reasons.
 func ParseReason(s string) (Reason, error) {
-	for _, r := range Reasons {
+	for _, r := range reasons {
 		if string(r) == s {
 			return r, nil
 		}

@@ -3,6 +3,7 @@ package dlq_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,28 @@ func TestParseRecordReadsWhatNewMessageWrote(t *testing.T) {
 	}
 	if r.Header.Get(jetstream.SequenceHeader) != "" || r.Header.Get(job.HeaderError) != "gave up" {
 		t.Fatalf("headers: %v", r.Header)
+	}
+}
+
+// TestReasonsAreTheContracts: the four reasons in the contract's order,
+// in a slice a caller may change without changing the next caller's.
+func TestReasonsAreTheContracts(t *testing.T) {
+	t.Parallel()
+	want := []dlq.Reason{dlq.ReasonInvalid, dlq.ReasonPermanent, dlq.ReasonExhausted, dlq.ReasonExpired}
+	got := dlq.Reasons()
+	if !slices.Equal(got, want) {
+		t.Fatalf("Reasons() = %v, want %v", got, want)
+	}
+	got[0] = "changed"
+	if !slices.Equal(dlq.Reasons(), want) {
+		t.Fatalf("a caller's change reached the package: %v", dlq.Reasons())
+	}
+	for _, r := range want {
+		if p, err := dlq.ParseReason(string(r)); p != r || err != nil {
+			t.Errorf("ParseReason(%q) = %q, %v", r, p, err)
+		}
+	}
+	if _, err := dlq.ParseReason("changed"); err == nil {
+		t.Error("ParseReason accepted an unknown reason")
 	}
 }

@@ -233,7 +233,7 @@ func renderStats(out io.Writer, st dlqops.Stats, f dlqops.Filter, stream string,
 		functions[gr.Function] = true
 	}
 	var byReason []string
-	for _, r := range dlq.Reasons {
+	for _, r := range dlq.Reasons() {
 		if reasons[r] > 0 {
 			byReason = append(byReason, fmt.Sprintf("%d %s", reasons[r], r))
 		}

@@ -378,7 +378,7 @@ func describe(rs []dlq.Record, now time.Time) string {
 		newest = maxTime(newest, r.FailedAt)
 	}
 	var parts []string
-	for _, r := range dlq.Reasons {
+	for _, r := range dlq.Reasons() {
 		if reasons[r] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", reasons[r], r))
 		}

@@ -250,7 +250,7 @@ func TestFilterValidate(t *testing.T) {
 		wantErr string // the field named, "" for valid
 	}{
 		{"zero", dlqops.Filter{}, ""},
-		{"everything", dlqops.Filter{Reasons: dlq.Reasons, Functions: []string{fnA, dlqops.None}, Statuses: []string{"503", "4xx", "none"},
+		{"everything", dlqops.Filter{Reasons: dlq.Reasons(), Functions: []string{fnA, dlqops.None}, Statuses: []string{"503", "4xx", "none"},
 			Codes: []string{"TooManyRequests", "none"}, Since: time.Unix(1, 0), Until: time.Unix(2, 0), Grep: "time(d )?out", Limit: 3}, ""},
 		{"reason", dlqops.Filter{Reasons: []dlq.Reason{"broken"}}, "reason"},
 		{"function", dlqops.Filter{Functions: []string{"fn-1"}}, "function"},
