@@ -7,8 +7,8 @@ package job
 //
 // A value the worker passes on as it is, to the function over HTTP or onto
 // the result over NATS, must also be a valid HTTP field value (no control
-// character but tab, see ValidHeaderValue) and no longer than its limit
-// below: the HTTP client refuses to send the one and the service or a proxy
+// character but tab) and no longer than its limit below: the HTTP client
+// refuses to send the one and the service or a proxy
 // on the way refuses the other, so either would fail every attempt of a
 // healthy function instead of failing the job.
 const (

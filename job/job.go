@@ -188,11 +188,6 @@ func checkPassedOn(v string, max int) error {
 	return nil
 }
 
-// ValidHeaderValue reports whether v can be sent as an HTTP header value:
-// no control characters (0x00-0x1f, 0x7f) except tab. Go's HTTP client
-// refuses a request with any other, before it is sent.
-func ValidHeaderValue(v string) bool { return httpfield.ValidValue(v) }
-
 func fallbackID(stream string, seq uint64) string {
 	return stream + "-" + strconv.FormatUint(seq, 10)
 }

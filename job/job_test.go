@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/invoke-worker/worker/internal/httpfield"
 )
 
 func TestValidateFunctionID(t *testing.T) {
@@ -97,7 +99,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, v := range []string{j.ContentType, j.OpcRequestID, j.Traceparent, j.Tracestate, j.Intent, j.InvokeType, j.FunctionID, j.ID} {
-			if !ValidHeaderValue(v) || len(v) > MaxTracestateLength {
+			if !httpfield.ValidValue(v) || len(v) > MaxTracestateLength {
 				t.Fatalf("accepted a value the worker cannot send: %q", v)
 			}
 		}

@@ -49,7 +49,6 @@ var ErrAddrInUse = errors.New("address already in use")
 type Embedded struct {
 	srv  *server.Server
 	opts *server.Options
-	log  zerolog.Logger
 }
 
 // StartEmbedded starts the server and waits until it accepts clients.
@@ -112,10 +111,7 @@ func startServer(opts *server.Options, log zerolog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready after 15s on %s:%d", opts.Host, opts.Port)
 	}
-	if a, ok := srv.Addr().(*net.TCPAddr); ok {
-		opts.Port = a.Port // a restart keeps the port, so clients reconnect
-	}
-	return &Embedded{srv: srv, opts: opts, log: log}, nil
+	return &Embedded{srv: srv, opts: opts}, nil
 }
 
 // Server returns the running server, for in-process connections.
@@ -131,19 +127,6 @@ func (e *Embedded) StoreDir() string { return e.opts.StoreDir }
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
-}
-
-// Restart shuts the server down (if it is running) and starts a new one on
-// the same port and store, as after a restart of the process. Fault tests
-// use it.
-func (e *Embedded) Restart() error {
-	e.Shutdown()
-	n, err := startServer(e.opts.Clone(), e.log)
-	if err != nil {
-		return err
-	}
-	e.srv, e.opts = n.srv, n.opts
-	return nil
 }
 
 // serverLogger adapts zerolog to the server's logger. Fatalf must not exit:

@@ -306,9 +306,7 @@ func TestNATSRestartMidRunLosesNothing(t *testing.T) {
 		h.publish("invoke.jobs.n", jobHeader(fnEcho, fmt.Sprintf("n-%d", i)), []byte(fmt.Sprint(i)))
 	}
 	testenv.Eventually(t, "some results", func() bool { return h.streamCount(h.nats.Topology.ResultsStream) > 50 })
-	if err := h.nats.Server.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	h.nats.Restart(t)
 	testenv.Eventually(t, "reconnect", func() bool { return h.nats.Conn.IsConnected() })
 	h.waitSettled(n, 0)
 	seen := map[string]bool{}

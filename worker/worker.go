@@ -141,7 +141,3 @@ func (w *Worker) Running() bool { return w.running.Load() && w.bound.Load() && !
 
 // InFlight is the number of jobs being handled now.
 func (w *Worker) InFlight() int { return int(w.inFlight.Load()) }
-
-// BreakerStates returns each circuit breaker's state (closed, half-open,
-// open) by key.
-func (w *Worker) BreakerStates() map[string]string { return w.breakers.states() }

@@ -332,9 +332,7 @@ func TestReadinessFollowsTheNATSConnection(t *testing.T) {
 	p := f.start("ready", "nats.reconnect_wait=50ms")
 	f.nats.Server.Shutdown()
 	testenv.Eventually(t, "readiness to turn false", func() bool { return !p.ready() })
-	if err := f.nats.Server.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	f.nats.Restart(t)
 	testenv.Eventually(t, "readiness to return", p.ready)
 	f.publishJobs(5, "r")
 	testenv.Eventually(t, "jobs to complete after the reconnect", func() bool { return f.count(f.nats.Topology.ResultsStream) == 5 })

@@ -206,3 +206,15 @@ func startNATS(t *testing.T) *testenv.NATS {
 	t.Helper()
 	return testenv.StartNATS(t, queue.Topology{})
 }
+
+// list collects what s.Records yields for f.
+func list(ctx context.Context, s *dlqops.Store, f dlqops.Filter) ([]dlq.Record, error) {
+	var out []dlq.Record
+	for r, err := range s.Records(ctx, f) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -40,7 +40,7 @@ func TestBadJobIDIsKeptQuotedAndReplayedAsSent(t *testing.T) {
 	h.waitSettled(0, 2)
 
 	s := newStore(t, h.nats)
-	records, err := s.List(ctxT(t), dlqops.Filter{})
+	records, err := list(ctxT(t), s, dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

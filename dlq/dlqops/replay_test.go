@@ -40,7 +40,7 @@ func TestReplayFilteredSubsetOnceTheFunctionIsHealthy(t *testing.T) {
 	}
 	h.waitSettled(0, 18)
 	s := newStore(t, h.nats)
-	before, err := s.List(ctxT(t), dlqops.Filter{})
+	before, err := list(ctxT(t), s, dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestDryRunAndReadsChangeNothing(t *testing.T) {
 	topo := n.Topology
 	dlqBefore, jobsBefore := stateOf(t, n, topo.DLQStream), stateOf(t, n, topo.JobsStream)
 
-	if _, err := s.List(ctxT(t), dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}); err != nil {
+	if _, err := list(ctxT(t), s, dlqops.Filter{Reasons: []dlq.Reason{dlq.ReasonExhausted}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Stats(ctxT(t), dlqops.Filter{}); err != nil {
@@ -371,7 +371,7 @@ func TestReplayWatchStopsWhenReplayedJobsFailAgain(t *testing.T) {
 	}
 	h.waitSettled(0, 30)
 	s := newStore(t, h.nats)
-	before, err := s.List(ctxT(t), dlqops.Filter{})
+	before, err := list(ctxT(t), s, dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,18 +149,6 @@ func (s *Store) Get(ctx context.Context, seq uint64) (dlq.Record, error) {
 	return dlq.ParseRecord(s.cfg.Prefix, m), nil
 }
 
-// List returns the records f selects, oldest first, without bodies.
-func (s *Store) List(ctx context.Context, f Filter) ([]dlq.Record, error) {
-	var out []dlq.Record
-	for r, err := range s.Records(ctx, f) {
-		if err != nil {
-			return out, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 // selection lists what a replay or purge will act on, without the headers
 // and histories it does not need: a selection of a million records then
 // takes a few hundred megabytes, not gigabytes.

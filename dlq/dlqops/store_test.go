@@ -29,7 +29,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 	s := newStore(t, n)
 	before := stateOf(t, n, n.Topology.DLQStream)
 
-	all, err := s.List(ctxT(t), dlqops.Filter{})
+	all, err := list(ctxT(t), s, dlqops.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 		}
 		total += g.Count
 		// The group's own filter selects exactly its records.
-		recs, err := s.List(ctxT(t), dlqops.GroupFilter(dlqops.Filter{}, g))
+		recs, err := list(ctxT(t), s, dlqops.GroupFilter(dlqops.Filter{}, g))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestListFiltersAndGroupsSixtyRecords(t *testing.T) {
 
 func ids(t *testing.T, s *dlqops.Store, f dlqops.Filter) []string {
 	t.Helper()
-	recs, err := s.List(ctxT(t), f)
+	recs, err := list(ctxT(t), s, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ type NATS struct {
 	JS       jetstream.JetStream
 	Topology queue.Topology
 	Consumer jetstream.Consumer
+
+	config queue.EmbeddedConfig // what Server was started with
 }
 
 // Option changes how StartNATS starts the server.
@@ -81,7 +84,27 @@ func StartNATS(t testing.TB, topo queue.Topology, opts ...Option) *NATS {
 	if err != nil {
 		t.Fatalf("ensure topology: %v", err)
 	}
-	return &NATS{Server: srv, Conn: nc, JS: js, Topology: topo, Consumer: cons}
+	return &NATS{Server: srv, Conn: nc, JS: js, Topology: topo, Consumer: cons, config: ec}
+}
+
+// Restart shuts the server down (if it is running) and starts a new one on
+// the same port and store, as after a restart of the process; Conn
+// reconnects to it. Fault tests use it.
+func (n *NATS) Restart(t testing.TB) {
+	t.Helper()
+	u, err := url.Parse(n.Server.ClientURL())
+	if err != nil {
+		t.Fatalf("restart nats: %v", err)
+	}
+	n.Server.Shutdown()
+	ec := n.config
+	ec.Listen = u.Host
+	srv, err := queue.StartEmbedded(ec)
+	if err != nil {
+		t.Fatalf("restart nats: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	n.Server = srv
 }
 
 // testKey is generated once per test binary: RSA 2048 generation is slow

@@ -1,20 +1,17 @@
 package queue
 
 import (
-	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/job"
 )
 
-// Job is what a publisher enqueues.
+// Job is what a publisher enqueues (client.Client publishes it).
 type Job struct {
 	// FunctionID is the function OCID. Required.
 	FunctionID string
@@ -42,16 +39,6 @@ type Job struct {
 
 // DefaultJobSubject is where jobs go when no subject is given.
 const DefaultJobSubject = "invoke.jobs.default"
-
-// Publisher enqueues jobs and waits for JetStream to store them. It sends
-// a body as it is; client.Client also moves bodies too large for a message
-// into the object store, and publishes batches asynchronously.
-type Publisher struct {
-	js jetstream.JetStream
-}
-
-// NewPublisher returns a Publisher on js.
-func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 
 // Message validates j and builds its NATS message, filling j.ID when unset.
 // The worker would dead-letter an invalid job; refusing it here tells the
@@ -115,22 +102,6 @@ func (j *Job) RawMessage() *nats.Msg {
 		h.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
 	}
 	return msg
-}
-
-// Enqueue publishes j and returns its id once JetStream stored it (or
-// recognised it as a duplicate of a job already stored).
-func (p *Publisher) Enqueue(ctx context.Context, j Job) (string, error) {
-	msg, err := j.Message()
-	if err != nil {
-		return "", err
-	}
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			return "", fmt.Errorf("enqueue %s on %s: no stream takes this subject (are the streams created? is the subject under invoke.jobs.>?): %w", j.ID, msg.Subject, err)
-		}
-		return "", fmt.Errorf("enqueue %s on %s: %w", j.ID, msg.Subject, err)
-	}
-	return j.ID, nil
 }
 
 // NewJobID returns a random job id: 20 characters of Crockford base32.
