@@ -11,7 +11,6 @@ import (
 	"github.com/invoke-worker/worker/dlq"
 )
 
-
 // settle carries out d, one function per action. A job is acknowledged
 // only after JetStream stored what replaces it (its result, its
 // dead-letter record, its waiting copy); if that store fails the job is
