@@ -26,6 +26,7 @@ func writeEncryptedConfig(t *testing.T, passphrase string, inFile bool) (string,
 	creds := testenv.Credentials(t)
 	// Legacy encrypted PEM, as `openssl rsa -aes256` writes it: deprecated
 	// in crypto/x509 for new uses, but it is what users' key files hold.
+	//lint:ignore SA1019 the legacy format is what is being tested
 	block, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(testenv.Key()), []byte(passphrase), x509.PEMCipherAES256)
 	if err != nil {
 		t.Fatal(err)

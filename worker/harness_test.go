@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -236,15 +235,6 @@ func (h *harness) waitSettled(results, dead uint64) {
 	if got := h.streamCount(topo.DLQStream); got != dead {
 		h.t.Fatalf("dead letters: %d, want %d", got, dead)
 	}
-}
-
-func atoi(t *testing.T, s string) int {
-	t.Helper()
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		t.Fatalf("%q: %v", s, err)
-	}
-	return n
 }
 
 // replaceWorker stops the harness's worker and starts one whose invoke

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -190,8 +189,6 @@ func (w *Worker) loadWaitMark(ctx context.Context, seq uint64) (*waitMark, error
 	}
 	return &m, nil
 }
-
-var errNoWaits = errors.New("waiting copies are off (no wait store)")
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	neturl "net/url"
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -403,9 +401,6 @@ func waitRunning(ctx context.Context, w *worker.Worker) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-// hostPort returns a printable address for a listener.
-func hostPort(a net.Addr) string { return strings.TrimPrefix(a.String(), "tcp://") }
 
 // reservedSlots turns worker.reserved_share into a slot count; -1 (none)
 // when the share rounds down to no slot.
