@@ -44,7 +44,7 @@ func EnsureStateStore(ctx context.Context, js jetstream.JetStream, bucket string
 		LimitMarkerTTL: time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
+		return nil, fmt.Errorf("state bucket %s: %w", bucket, replicasError(err, replicas))
 	}
 	return &StateStore{kv: kv}, nil
 }

@@ -211,27 +211,16 @@ func (t Topology) BodyBuckets() []jetstream.ObjectStoreConfig {
 }
 
 // Ensure creates the streams, the claim-check buckets and the consumer
-// when missing and updates them when they differ, and returns the consumer.
+// when missing and updates them when they differ (EnsureStreams, then
+// EnsureConsumer allowed to update), and returns the consumer. It is for
+// tests and tools that own the deployment; worker processes call
+// EnsureConsumer with the configured ConsumerPolicy.
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {
-	t = t.WithDefaults()
-	if err := t.checkWaitPrefix(); err != nil {
+	if err := EnsureStreams(ctx, js, t); err != nil {
 		return nil, err
 	}
-	for _, sc := range t.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
-		}
-	}
-	for _, bc := range t.BodyBuckets() {
-		if _, err := js.CreateOrUpdateObjectStore(ctx, bc); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", bc.Bucket, err)
-		}
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, t.JobsStream, t.ConsumerConfig())
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", t.Durable, t.JobsStream, err)
-	}
-	return cons, nil
+	cons, _, err := EnsureConsumer(ctx, js, t, ConsumerPolicy{Update: true})
+	return cons, err
 }
 
 // ErrNotProvisioned means the streams do not exist yet: no worker has

@@ -64,7 +64,7 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	def(&c.JobsStream, job.JobsStreamDefault)
 	def(&c.ResultsStream, job.ResultsStreamDefault)
 	def(&c.ResultsPrefix, job.ResultsPrefixDefault)
-	def(&c.ReplayBucket, job.BucketName(c.Stream+ReplayBucketSuffix))
+	def(&c.ReplayBucket, ReplayBucketName(c.Stream))
 	if c.RequestLimit == 0 {
 		c.RequestLimit = job.RequestLimitDefault
 	}
@@ -77,6 +77,10 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	}
 	return c
 }
+
+// ReplayBucketName is the replay-marker bucket of a dead-letter stream
+// (StoreConfig.ReplayBucket's default).
+func ReplayBucketName(stream string) string { return job.BucketName(stream + ReplayBucketSuffix) }
 
 // Validate reports the first unusable field.
 func (c StoreConfig) Validate() error {

@@ -1,0 +1,205 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoke-worker/worker/internal/testenv"
+	"github.com/invoke-worker/worker/queue"
+)
+
+// TestReplicasOverSingleServer: a server outside a cluster holds one
+// replica; asking for three fails with ErrTooManyReplicas, for the streams
+// and for the state bucket, not with the bare JetStream error.
+func TestReplicasOverSingleServer(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t, queue.Topology{})
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	topo := n.Topology
+	topo.Replicas = 3
+	err := queue.EnsureStreams(ctx, n.JS, topo)
+	if !errors.Is(err, queue.ErrTooManyReplicas) || !strings.Contains(err.Error(), "asked for 3") {
+		t.Fatalf("streams: %v", err)
+	}
+	t.Log(err)
+	_, err = queue.EnsureStateStore(ctx, n.JS, "", time.Hour, 3)
+	if !errors.Is(err, queue.ErrTooManyReplicas) {
+		t.Fatalf("state bucket: %v", err)
+	}
+	// One replica is not "too many", whatever else goes wrong.
+	topo.Replicas, topo.WaitPrefix = 1, "invoke.jobs"
+	if err := queue.EnsureStreams(ctx, n.JS, topo); err == nil || errors.Is(err, queue.ErrTooManyReplicas) {
+		t.Fatalf("another error: %v", err)
+	}
+}
+
+// TestReplicasFollowConfigInCluster: on a three-node cluster, raising
+// streams.replicas from 1 to 3 updates every stream and bucket in place,
+// and the consumer follows its stream; five replicas are refused with
+// ErrTooManyReplicas.
+func TestReplicasFollowConfigInCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	t.Parallel()
+	urls := startCluster(t, 3)
+	nc, err := queue.Connect(context.Background(), queue.ConnConfig{URLs: strings.Join(urls, ","), ReconnectWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testenv.Wait)
+	defer cancel()
+	waitMetaLeader(ctx, t, js)
+
+	topo := queue.Topology{Replicas: 1}.WithDefaults()
+	if _, err := queue.Ensure(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.EnsureStateStore(ctx, js, "", time.Hour, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "INVOKE_DLQ_REPLAYS", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	topo.Replicas = 3
+	if err := queue.EnsureStreams(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := queue.EnsureConsumer(ctx, js, topo, queue.ConsumerPolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.EnsureStateStore(ctx, js, "", time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.UpdateBucketReplicas(ctx, js, "INVOKE_DLQ_REPLAYS", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.UpdateBucketReplicas(ctx, js, "NO_SUCH_BUCKET", 3); err != nil {
+		t.Fatalf("a missing bucket is not an error: %v", err)
+	}
+	for _, name := range []string{
+		topo.JobsStream, topo.ResultsStream, topo.DLQStream,
+		"KV_" + queue.StateBucketDefault, "KV_INVOKE_DLQ_REPLAYS",
+		"OBJ_" + queue.JobBodiesDefault, "OBJ_" + queue.ResultBodiesDefault,
+	} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("%s has %d replicas, want 3", name, r)
+		}
+	}
+	// The consumer follows its stream: a leader and two replicas.
+	testenv.Eventually(t, "the consumer to have three copies", func() bool {
+		c, err := js.Consumer(ctx, topo.JobsStream, topo.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.Cluster != nil && info.Cluster.Leader != "" && len(info.Cluster.Replicas) == 2
+	})
+
+	topo.Replicas = 5
+	err = queue.EnsureStreams(ctx, js, topo)
+	if !errors.Is(err, queue.ErrTooManyReplicas) || !strings.Contains(err.Error(), "asked for 5") {
+		t.Fatalf("five replicas on three servers: %v", err)
+	}
+	if err := queue.UpdateBucketReplicas(ctx, js, "INVOKE_DLQ_REPLAYS", 5); !errors.Is(err, queue.ErrTooManyReplicas) {
+		t.Fatalf("markers bucket, five replicas: %v", err)
+	}
+}
+
+// startCluster starts n JetStream servers on loopback routed to each other
+// and returns their client URLs.
+func startCluster(t *testing.T, n int) []string {
+	t.Helper()
+	clusterPorts := freePorts(t, n)
+	var routes []*url.URL
+	for _, p := range clusterPorts {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:     routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = s
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() { s.Start() })
+	}
+	wg.Wait()
+	urls := make([]string, n)
+	for i, s := range servers {
+		if !s.ReadyForConnections(testenv.Wait) {
+			t.Fatalf("server %d not ready", i)
+		}
+		urls[i] = s.ClientURL()
+	}
+	return urls
+}
+
+// freePorts returns n ports free now on loopback.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// waitMetaLeader waits until the cluster answers JetStream requests: until
+// a meta leader is elected, requests hang rather than fail.
+func waitMetaLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	testenv.Eventually(t, "a JetStream meta leader", func() bool {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(actx)
+		return err == nil
+	})
+}
