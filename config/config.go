@@ -145,6 +145,11 @@ type Consumer struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxAckPending caps unacknowledged jobs across all workers. Default 20000.
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// Update lets this process change an existing consumer's ack_wait and
+	// max_ack_pending to its own values. Without it a process whose
+	// values differ logs them and runs with the consumer's, so that a
+	// fleet with mixed settings does not flip them. Default false.
+	Update bool `yaml:"update"`
 }
 
 // Worker is this process's scheduling of jobs.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/invoke/emulator"
+	"github.com/invoke-worker/worker/queue"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command's goroutines.
@@ -157,4 +158,26 @@ func emulatorStats(t *testing.T, banner string) emulator.Stats {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestRunWithMoreReplicasThanServersExits2: streams.replicas above what the
+// servers can place is a configuration error that names the key, not a
+// bare JetStream error.
+func TestRunWithMoreReplicasThanServersExits2(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATS(t, queue.Topology{})
+	creds := testenv.Credentials(t)
+	code, stdout, stderr := runCLI(t, "run", "--nats", n.Server.ClientURL(),
+		"--set", "streams.replicas=3",
+		"--set", "invoke.oci.config_file="+creds.ConfigFile,
+		"--set", "http.listen=",
+	)
+	if code != exitUsage {
+		t.Fatalf("exit code %d, want %d; stderr %s", code, exitUsage, stderr)
+	}
+	for _, want := range []string{"streams.replicas", "asked for 3", "more replicas than the JetStream servers can place"} {
+		if !strings.Contains(stderr, want) {
+			t.Fatalf("stderr lacks %q: %s%s", want, stdout, stderr)
+		}
+	}
 }

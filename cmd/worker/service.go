@@ -22,6 +22,7 @@ import (
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
@@ -216,14 +217,30 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	topo := topology(c)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cons, err := queue.Ensure(setupCtx, js, topo)
-	if err != nil {
-		return fmt.Errorf("set up streams: %w", err)
+	if err := queue.EnsureStreams(setupCtx, js, topo); err != nil {
+		return replicasKeyError(fmt.Errorf("set up streams: %w", err))
 	}
-
 	state, err := queue.EnsureStateStore(setupCtx, js, c.Streams.State, c.Streams.StateMaxAge, c.Streams.Replicas)
 	if err != nil {
-		return fmt.Errorf("set up state bucket: %w", err)
+		return replicasKeyError(fmt.Errorf("set up state bucket: %w", err))
+	}
+	// The replay markers are created by `dlq replay`, with the DLQ
+	// stream's replicas; an existing bucket follows a change here.
+	if err := queue.UpdateBucketReplicas(setupCtx, js, dlqops.ReplayBucketName(topo.DLQStream), topo.Replicas); err != nil {
+		return replicasKeyError(fmt.Errorf("set up replay markers: %w", err))
+	}
+	// One owner of the consumer's settings: this process applies its
+	// consumer.* values only when it creates the consumer or is told to
+	// (consumer.update); otherwise it runs with the server's.
+	policy := queue.ConsumerPolicy{Update: c.Consumer.Update, Logger: &log}
+	cons, _, err := queue.EnsureConsumer(setupCtx, js, topo, policy)
+	if err != nil {
+		return fmt.Errorf("set up consumer: %w", err)
+	}
+	ackWait := cons.CachedInfo().Config.AckWait
+	if ackWait <= 2*c.Worker.ProgressInterval {
+		log.Warn().Dur("ack_wait", ackWait).Dur("progress_interval", c.Worker.ProgressInterval).
+			Msg("the shared consumer's ack wait is not more than twice worker.progress_interval: running jobs may be redelivered and invoked twice")
 	}
 	// The consumer was just ensured; later calls (after it was deleted
 	// under the worker) create it again.
@@ -234,7 +251,8 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 			first = nil
 			return c, nil
 		}
-		return queue.Ensure(ctx, js, topo)
+		cons, _, err := queue.EnsureConsumer(ctx, js, topo, policy)
+		return cons, err
 	}
 	results, err := js.Stream(setupCtx, topo.ResultsStream)
 	if err != nil {
@@ -280,8 +298,9 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		WaitLogThreshold:       c.Worker.WaitLogThreshold,
 		WaitPrefix:             topo.WaitPrefix,
 		OwnSubjects:            append(slices.Clone(topo.JobsSubjects), topo.ResultsPrefix+".>", topo.DLQPrefix+".>", topo.WaitPrefix+".>"),
-		// A wait's mark must outlast the original's redelivery.
-		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*topo.AckWait),
+		// A wait's mark must outlast the original's redelivery, by the
+		// ack wait the consumer has (the server's, when it differs).
+		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*ackWait),
 		Metrics:     reg,
 		Logger:      &log,
 	}, worker.Deps{
@@ -364,6 +383,15 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	log.Info().Msg("shut down cleanly")
 	return nil
+}
+
+// replicasKeyError names streams.replicas in an error of a replica count
+// the servers cannot place, making it a configuration error (exit 2).
+func replicasKeyError(err error) error {
+	if errors.Is(err, queue.ErrTooManyReplicas) {
+		return &config.KeyError{Key: "streams.replicas", Err: err}
+	}
+	return err
 }
 
 // newFanout wires the configured routes, nil when there are none. Their
