@@ -253,7 +253,7 @@ func TestKilledWorkerProcessLosesNoJobAndNoJobExceedsMaxAttempts(t *testing.T) {
 	const n, maxAttempts = 2000, 3
 	ids := f.publishJobs(n, "k")
 	settings := []string{"worker.concurrency=32", fmt.Sprintf("retry.max_attempts=%d", maxAttempts),
-		"retry.initial_interval=10ms", "retry.max_interval=50ms", "consumer.ack_wait=2s", "invoke.timeout.read=1s", "worker.progress_interval=500ms"}
+		"retry.initial_interval=10ms", "retry.max_interval=50ms", "consumer.ack_wait=2s", "consumer.update=true", "invoke.timeout.read=1s", "worker.progress_interval=500ms"}
 	p := f.start("victim", settings...)
 	testenv.Eventually(t, "a third of the jobs settled", func() bool {
 		return f.count(f.nats.Topology.ResultsStream)+f.count(f.nats.Topology.DLQStream) > n/3
@@ -345,7 +345,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t, emulator.Behavior{FailFirst: 1, Hang: true})
 	f.publishJobs(1, "h")
-	p := f.start("stuck", "worker.drain_timeout=1m", "consumer.ack_wait=6s", "invoke.timeout.read=5s", "worker.progress_interval=200ms")
+	p := f.start("stuck", "worker.drain_timeout=1m", "consumer.ack_wait=6s", "consumer.update=true", "invoke.timeout.read=5s", "worker.progress_interval=200ms")
 	testenv.Eventually(t, "the invocation to hang", func() bool { return f.emu.Stats().InFlight == 1 })
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	testenv.Eventually(t, "the worker to start draining", func() bool { return strings.Contains(p.logs(), "worker stopping") })
