@@ -333,6 +333,10 @@ type Emulator struct {
 	Default string `yaml:"default"`
 	// Functions maps a function OCID to its behaviour spec. Default empty.
 	Functions map[string]string `yaml:"functions"`
+	// RecordCalls keeps the last this many calls of each function (request
+	// id, status, times), listed by GET /emulator/calls/{functionId}; 0
+	// keeps none. Default 0.
+	RecordCalls int `yaml:"record_calls"`
 }
 
 // Route fans the events of a stream out into jobs: for every event, one

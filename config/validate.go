@@ -172,6 +172,7 @@ func (c Config) Validate() error {
 	e := c.Emulator
 	v.hostPort("emulator.listen", e.Listen)
 	v.check(e.Default != "", "emulator.default", "must not be empty")
+	v.check(e.RecordCalls >= 0, "emulator.record_calls", "must not be negative, got %d", e.RecordCalls)
 	for _, id := range sortedKeys(e.Functions) {
 		v.mapKey("emulator.functions", id)
 		v.check(e.Functions[id] != "", "emulator.functions", "%s: behaviour must not be empty", id)

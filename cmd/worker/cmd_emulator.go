@@ -36,18 +36,21 @@ behaviour is chosen per function:
   gzip                       gzip the body and say so in Content-Encoding
 
 Combine with commas: --function ocid1.fnfunc.oc1.phx.aaaa=fail=2,latency=50ms
-Admin routes: GET /emulator/stats, PUT /emulator/functions/{id} (body: spec),
+Admin routes: GET /emulator/stats, GET /emulator/calls/{id} (with
+--record-calls), PUT /emulator/functions/{id} (body: spec),
 POST /emulator/reset, GET /healthz.`,
 	}
 	cmd.Flags().String("listen", "", "address to listen on (config emulator.listen)")
 	cmd.Flags().String("public-key", "", "PEM public key to verify signatures with (config emulator.public_key); without it nothing is verified")
 	cmd.Flags().String("default", "", "behaviour of functions not listed (config emulator.default)")
 	cmd.Flags().StringArray("function", nil, "OCID=SPEC: a function's behaviour (repeatable)")
+	cmd.Flags().Int("record-calls", 0, "keep the last N calls of each function for GET /emulator/calls/{id} (config emulator.record_calls)")
 	cmd.Flags().String("generate-keys", "", "create (once) a throwaway API key and an OCI config in DIR for workers to sign with, and verify with its public key")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		extra := flagOverride(cmd, "listen", "emulator.listen")
 		extra = append(extra, flagOverride(cmd, "public-key", "emulator.public_key")...)
 		extra = append(extra, flagOverride(cmd, "default", "emulator.default")...)
+		extra = append(extra, flagOverride(cmd, "record-calls", "emulator.record_calls")...)
 		cfg, err := loadConfig(g, extra...)
 		if err != nil {
 			return err
@@ -111,7 +114,8 @@ func startEmulator(c config.Emulator, extra map[string]emulator.Behavior, knownO
 		KeyID:              keyID,
 		Functions:          map[string]emulator.Behavior{},
 		KnownFunctionsOnly: knownOnly,
-		MaxRecordedCalls:   0,
+		RecordCalls:        c.RecordCalls > 0,
+		MaxRecordedCalls:   c.RecordCalls,
 	}
 	for id, b := range extra {
 		cfg.Functions[id] = b

@@ -23,6 +23,7 @@
 // Admin routes, not signed, for driving the emulator from outside a Go test:
 //
 //	GET  /emulator/stats                 JSON Stats
+//	GET  /emulator/calls/{functionId}    recorded calls (Config.RecordCalls), without headers
 //	PUT  /emulator/functions/{functionId} body = behaviour spec, e.g. "fail=2,fail_status=503"
 //	GET  /emulator/functions/{functionId} current behaviour spec
 //	POST /emulator/reset                 zero counters, call records and FailFirst progress

@@ -757,3 +757,34 @@ func TestKnownFunctionsOnly(t *testing.T) {
 		t.Fatalf("GetFunction without KnownFunctionsOnly: %d", r.status)
 	}
 }
+
+// TestAdminCallsRoute: recorded calls are listed over HTTP by request id,
+// with no headers (they carry the request's signature).
+func TestAdminCallsRoute(t *testing.T) {
+	e := start(t, emulator.Config{RecordCalls: true})
+	c := client(t, 5*time.Second)
+	for _, id := range []string{"job-1-1", "job-1-2"} {
+		req := newInvoke(t, context.Background(), invokeURL(e, testFn), []byte("abc"), "")
+		req.Header.Set("opc-request-id", id)
+		do(t, c, req)
+	}
+	req, err := http.NewRequest("GET", e.URL()+"/emulator/calls/"+testFn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, c, req)
+	var calls []map[string]any
+	if err := json.Unmarshal(r.body, &calls); r.status != 200 || err != nil {
+		t.Fatalf("%d %v %s", r.status, err, r.body)
+	}
+	if len(calls) != 2 || calls[0]["requestId"] != "job-1-1" || calls[1]["requestId"] != "job-1-2" || calls[1]["status"] != 200.0 || calls[1]["bodyLen"] != 3.0 {
+		t.Fatalf("calls %s", r.body)
+	}
+	if strings.Contains(strings.ToLower(string(r.body)), "authorization") {
+		t.Fatalf("headers listed: %s", r.body)
+	}
+	req, _ = http.NewRequest("GET", e.URL()+"/emulator/calls/ocid1.fnfunc.oc1.phx.never", nil)
+	if r := do(t, c, req); r.status != 200 || string(r.body) != "[]" {
+		t.Fatalf("a function never called: %d %s", r.status, r.body)
+	}
+}

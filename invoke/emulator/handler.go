@@ -24,6 +24,7 @@ func (e *Emulator) routes() http.Handler {
 	mux.HandleFunc("/{apiVersion}/functions/{functionId}/actions/invoke", e.serveInvoke)
 	mux.HandleFunc("/{apiVersion}/functions/{functionId}", e.serveGetFunction)
 	mux.HandleFunc("/emulator/stats", e.serveStats)
+	mux.HandleFunc("/emulator/calls/{functionId}", e.serveCalls)
 	mux.HandleFunc("/emulator/functions/{functionId}", e.serveFunction)
 	mux.HandleFunc("/emulator/reset", e.serveReset)
 	mux.HandleFunc("/healthz", e.serveHealth)
@@ -418,6 +419,33 @@ func (e *Emulator) serveStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, e.Stats())
+}
+
+// callRecord is a recorded call as the admin route shows it: no headers,
+// which hold the request's signature.
+type callRecord struct {
+	RequestID string    `json:"requestId"`
+	Status    int       `json:"status"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	BodyLen   int       `json:"bodyLen"`
+	Signed    bool      `json:"signed"`
+}
+
+// serveCalls lists a function's recorded calls (Config.RecordCalls), so a
+// test driving the emulator in another process can count invocations
+// per request id.
+func (e *Emulator) serveCalls(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	calls := e.Calls(r.PathValue("functionId"))
+	out := make([]callRecord, len(calls))
+	for i, c := range calls {
+		out[i] = callRecord{RequestID: c.RequestID, Status: c.Status, Start: c.Start, End: c.End, BodyLen: c.BodyLen, Signed: c.Signed}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // functionBehavior is the admin route's JSON answer.
