@@ -1,0 +1,202 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// scenarioTimeout bounds one scenario, fleet start-up included.
+const scenarioTimeout = 8 * time.Minute
+
+// defaultAckWait is consumer.ack_wait's default, which scenario d runs
+// with: its recovery time is the product's, not a shortened one.
+const defaultAckWait = 90 * time.Second
+
+// recoveryTarget is issue 13 item 3's bound on a crashed worker's jobs
+// with default settings. While it is 0, scenario d asserts only that they
+// come back within the ack wait plus recoverySlack (they wait it out);
+// set it to 30 * time.Second once item 3 lands.
+const recoveryTarget time.Duration = 0
+
+// recoverySlack is the margin over the ack wait for a crashed worker's
+// jobs: redelivery, the invocation and publishing its outcome on a busy
+// 2-core machine.
+const recoverySlack = 30 * time.Second
+
+// TestFleetJobsLeaderKilled (scenario a): the node leading the jobs stream
+// is killed mid-run and started again later with its volume.
+func TestFleetJobsLeaderKilled(t *testing.T) {
+	f := startFleet(t, fleetConfig{workers: 2, settings: shortTimings})
+	f.dumpOnFailure()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	l := f.startLoad(ctx, "a", jobsPerScenario)
+	l.waitSettled(ctx, jobsPerScenario/5)
+
+	leader := f.node(f.jobsLeader(ctx))
+	at := time.Now()
+	l.fault(at)
+	f.kill(ctx, leader.c, "KILL")
+	f.waitExit(ctx, leader.c)
+	f.eventually(ctx, "a new jobs stream leader", func() bool {
+		return f.jobsLeader(ctx) != leader.name
+	})
+	failover := time.Since(at)
+	// Down a while longer: jobs flow on the two nodes left.
+	time.Sleep(5 * time.Second)
+	if err := leader.c.Start(ctx); err != nil {
+		t.Fatalf("restart %s: %v", leader.name, err)
+	}
+	l.waitDone(ctx)
+	s := l.check(ctx)
+	f.ready(ctx)
+	t.Logf("scenario a: killed %s (jobs stream leader); a new leader after %s; %s back after %s",
+		leader.name, failover.Round(100*time.Millisecond), leader.name, time.Since(at).Round(time.Second))
+	_ = s
+}
+
+// TestFleetWorkerPartitioned (scenario b): one worker is cut off from the
+// network for longer than the ack wait, then reconnected. Its jobs run
+// elsewhere, and its late results change nothing.
+func TestFleetWorkerPartitioned(t *testing.T) {
+	f := startFleet(t, fleetConfig{workers: 2, settings: shortTimings})
+	f.dumpOnFailure()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	l := f.startLoad(ctx, "b", jobsPerScenario)
+	l.waitSettled(ctx, jobsPerScenario/5)
+
+	w := f.workers[1]
+	at := time.Now()
+	l.fault(at)
+	if _, err := f.docker.NetworkDisconnect(ctx, f.net.ID, client.NetworkDisconnectOptions{Container: w.c.GetContainerID(), Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	const cut = 10*time.Second + 5*time.Second // the ack wait (shortTimings) and more
+	time.Sleep(cut)
+	if _, err := f.docker.NetworkConnect(ctx, f.net.ID, client.NetworkConnectOptions{
+		Container: w.c.GetContainerID(), EndpointConfig: &network.EndpointSettings{Aliases: []string{w.id}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.waitDone(ctx)
+	f.ready(ctx)
+	// The cut-off worker is back: whatever it still had to publish is in.
+	l.check(ctx)
+	t.Logf("scenario b: %s cut off for %s", w.id, cut)
+}
+
+// TestFleetRollingRestart (scenario c): every worker is restarted in turn
+// with SIGTERM while jobs flow.
+func TestFleetRollingRestart(t *testing.T) {
+	f := startFleet(t, fleetConfig{workers: 2, settings: shortTimings})
+	f.dumpOnFailure()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	l := f.startLoad(ctx, "c", jobsPerScenario)
+	for i, w := range f.workers {
+		l.waitSettled(ctx, (i+1)*jobsPerScenario/5)
+		l.fault(time.Now())
+		timeout := time.Minute // past worker.drain_timeout: docker must not SIGKILL it
+		began := time.Now()
+		if err := w.c.Stop(ctx, &timeout); err != nil {
+			t.Fatalf("stop %s: %v", w.id, err)
+		}
+		st, err := w.c.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ExitCode != 0 {
+			t.Errorf("%s exited %d on SIGTERM, want 0", w.id, st.ExitCode)
+		}
+		stopped := time.Since(began)
+		if err := w.c.Start(ctx); err != nil {
+			t.Fatalf("start %s: %v", w.id, err)
+		}
+		t.Logf("scenario c: %s stopped in %s, ready again after %s", w.id, stopped.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
+	}
+	l.waitDone(ctx)
+	l.check(ctx)
+	f.ready(ctx)
+}
+
+// TestFleetWorkerKilled (scenario d): one worker is SIGKILLed; the time
+// until its jobs complete elsewhere is measured. It runs with the default
+// consumer.ack_wait, so the figure is the product's.
+func TestFleetWorkerKilled(t *testing.T) {
+	f := startFleet(t, fleetConfig{workers: 2})
+	f.dumpOnFailure()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	l := f.startLoad(ctx, "d", jobsPerScenario)
+	l.waitSettled(ctx, jobsPerScenario/5)
+
+	w := f.workers[1]
+	at := time.Now()
+	l.fault(at)
+	f.kill(ctx, w.c, "KILL")
+	f.waitExit(ctx, w.c)
+	l.waitDone(ctx)
+	s := l.check(ctx)
+	if s.inFlight == 0 {
+		t.Fatal("no invocation was in flight when the worker was killed: nothing measured")
+	}
+	bound := defaultAckWait + recoverySlack
+	if recoveryTarget > 0 {
+		bound = recoveryTarget
+	}
+	t.Logf("scenario d: %s killed; its %d jobs in flight completed elsewhere after %s (bound %s)",
+		w.id, s.inFlight, s.recovery.Round(100*time.Millisecond), bound)
+	if s.recovery >= bound {
+		t.Errorf("a killed worker's jobs completed elsewhere after %s, want under %s", s.recovery, bound)
+	}
+	// The fleet is whole again once the killed worker is back.
+	if err := w.c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.ready(ctx)
+}
+
+// TestFleetClusterRestart (scenario e): all three NATS nodes are stopped
+// and started again with their volumes; no job a publisher saw
+// acknowledged is lost.
+func TestFleetClusterRestart(t *testing.T) {
+	f := startFleet(t, fleetConfig{workers: 2, settings: shortTimings})
+	f.dumpOnFailure()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	l := f.startLoad(ctx, "e", jobsPerScenario)
+	l.waitSettled(ctx, jobsPerScenario/5)
+
+	at := time.Now()
+	l.fault(at)
+	each := func(do func(n *node) error) {
+		var wg sync.WaitGroup
+		errs := make([]error, len(f.nodes))
+		for i, n := range f.nodes {
+			wg.Go(func() { errs[i] = do(n) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%s: %v", f.nodes[i].name, err)
+			}
+		}
+	}
+	timeout := 30 * time.Second
+	each(func(n *node) error { return n.c.Stop(ctx, &timeout) })
+	down := time.Since(at)
+	time.Sleep(5 * time.Second)
+	each(func(n *node) error { return n.c.Start(ctx) })
+	f.jobsLeader(ctx)
+	back := time.Since(at)
+	l.waitDone(ctx)
+	l.check(ctx)
+	f.ready(ctx)
+	t.Logf("scenario e: all nodes stopped in %s, serving again %s after the stop began", down.Round(100*time.Millisecond), back.Round(100*time.Millisecond))
+}
