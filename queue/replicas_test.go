@@ -131,14 +131,20 @@ func TestReplicasFollowConfigInCluster(t *testing.T) {
 // and returns their client URLs.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
+	return startNodes(t, clusterOptions(t, n)...)
+}
+
+// clusterOptions are the options of n servers routed to each other.
+func clusterOptions(t *testing.T, n int) []*server.Options {
+	t.Helper()
 	clusterPorts := freePorts(t, n)
 	var routes []*url.URL
 	for _, p := range clusterPorts {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
 	}
-	servers := make([]*server.Server, n)
+	opts := make([]*server.Options, n)
 	for i := range n {
-		opts := &server.Options{
+		opts[i] = &server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
 			Host:       "127.0.0.1",
 			Port:       -1,
@@ -149,7 +155,17 @@ func startCluster(t *testing.T, n int) []string {
 			Cluster:    server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: clusterPorts[i]},
 			Routes:     routes,
 		}
-		s, err := server.NewServer(opts)
+	}
+	return opts
+}
+
+// startNodes starts servers concurrently and returns their client URLs
+// once each accepts clients.
+func startNodes(t *testing.T, opts ...*server.Options) []string {
+	t.Helper()
+	servers := make([]*server.Server, len(opts))
+	for i, o := range opts {
+		s, err := server.NewServer(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,11 +177,9 @@ func startCluster(t *testing.T, n int) []string {
 		wg.Go(func() { s.Start() })
 	}
 	wg.Wait()
-	urls := make([]string, n)
+	urls := make([]string, len(servers))
 	for i, s := range servers {
-		if !s.ReadyForConnections(testenv.Wait) {
-			t.Fatalf("server %d not ready", i)
-		}
+		testenv.Eventually(t, "a client port", func() bool { return s.Addr() != nil })
 		urls[i] = s.ClientURL()
 	}
 	return urls
@@ -202,4 +216,47 @@ func waitMetaLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) {
 		_, err := js.AccountInfo(actx)
 		return err == nil
 	})
+}
+
+// TestWaitJetStreamWaitsForAMetaLeader: one node of three has no quorum and
+// leaves JetStream requests unanswered; WaitJetStream keeps trying, with
+// a short deadline per try, until the others are up.
+func TestWaitJetStreamWaitsForAMetaLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	t.Parallel()
+	opts := clusterOptions(t, 3)
+	urls := startNodes(t, opts[0])
+	nc, err := queue.Connect(context.Background(), queue.ConnConfig{URLs: urls[0], ReconnectWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := queue.WaitJetStream(short, js); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("without a meta leader: %v", err)
+	}
+
+	done := make(chan error, 1)
+	ctx, cancel2 := context.WithTimeout(context.Background(), 2*testenv.Wait)
+	defer cancel2()
+	go func() { done <- queue.WaitJetStream(ctx, js) }()
+	// A request sent now would hang until its deadline; WaitJetStream's
+	// tries do not.
+	time.Sleep(1500 * time.Millisecond)
+	startNodes(t, opts[1], opts[2])
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel3 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel3()
+	if _, err := js.AccountInfo(actx); err != nil {
+		t.Fatalf("after WaitJetStream: %v", err)
+	}
 }

@@ -217,6 +217,9 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	topo := topology(c)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if err := queue.WaitJetStream(setupCtx, js); err != nil {
+		return err
+	}
 	if err := queue.EnsureStreams(setupCtx, js, topo); err != nil {
 		return replicasKeyError(fmt.Errorf("set up streams: %w", err))
 	}
