@@ -184,7 +184,8 @@ type summary struct {
 	sent, results, dlq, calls, duplicates int
 	// recovery is, over the scenario's faults, the longest time from a
 	// fault until the last job that had an invocation in flight at that
-	// moment completed; inFlight counts those jobs.
+	// moment was answered (jobs of the flaky function left out: their
+	// later calls may be retries); inFlight counts those jobs.
 	recovery time.Duration
 	inFlight int
 }
@@ -238,35 +239,49 @@ func (l *load) check(ctx context.Context) summary {
 	}
 
 	calls := l.f.emulatorCalls(ctx)
-	perJob := map[string]int{}
-	seen := map[string]bool{}
-	last := map[string]time.Time{}
+	byJob := map[string][]call{}
 	for _, c := range calls {
 		id, _ := c.job()
 		if _, ours := l.fn[id]; !ours {
 			problem("a call with request id %q: no job of this scenario", c.RequestID)
 			continue
 		}
-		s.calls++
-		perJob[id]++
-		if seen[c.RequestID] {
-			s.duplicates++
-		}
-		seen[c.RequestID] = true
-		if c.End.After(last[id]) {
-			last[id] = c.End
-		}
+		byJob[id] = append(byJob[id], c)
 	}
-	for id, n := range perJob {
-		if n > maxAttempts {
-			problem("%s (%s): invoked %d times, more than retry.max_attempts %d", id, l.fn[id], n, maxAttempts)
+	last := map[string]time.Time{}
+	for id, cs := range byJob {
+		s.calls += len(cs)
+		if len(cs) > maxAttempts {
+			problem("%s (%s): invoked %d times, more than retry.max_attempts %d", id, l.fn[id], len(cs), maxAttempts)
+		}
+		slices.SortFunc(cs, func(a, b call) int { return a.Start.Compare(b.Start) })
+		for i, c := range cs {
+			// A call is a duplicate when the job was invoked again for
+			// the same reason: its answer was lost with the caller (no
+			// status: the worker died or was cut off mid-call), or the
+			// same attempt was made again later.
+			for _, later := range cs[i+1:] {
+				if c.Status == 0 || later.RequestID == c.RequestID {
+					s.duplicates++
+					break
+				}
+			}
+			if c.End.After(last[id]) {
+				last[id] = c.End
+			}
 		}
 	}
 	for _, at := range faults {
 		held := map[string]bool{}
 		for _, c := range calls {
+			id, _ := c.job()
+			// Flaky jobs' later calls may be their retries: only jobs
+			// whose first answer is their outcome tell when they
+			// recovered.
+			if l.fn[id] == fnFlaky {
+				continue
+			}
 			if !c.Start.After(at) && (c.Status == 0 || !c.End.Before(at)) {
-				id, _ := c.job()
 				held[id] = true
 			}
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
 // imageRepo names the image the tests build; the tag is per run.
@@ -63,6 +64,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// Every container's start and stop would be printed otherwise; a
+	// failing test prints its containers' output itself.
+	tclog.SetDefault(tclog.NewNoopLogger())
 	code := m.Run()
 	if built.tag != "" {
 		removeImage(built.tag)
