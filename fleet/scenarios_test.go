@@ -69,6 +69,21 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	l := f.startLoad(ctx, "b", jobsPerScenario)
+	// Known defects of the worker (README, "Scaling out"); the lead's
+	// worker changes fix them, and then these entries go.
+	l.pending = map[defect]string{
+		// The cut-off worker's call times out (invocation timeouts are
+		// not retried by default); back on the network it dead-letters
+		// the job, which another worker has answered meanwhile. The
+		// worker does not look for a stored result before it
+		// dead-letters.
+		bothOutcomes: "a cut-off worker dead-letters a job another worker answered",
+		// An attempt made while cut off is not recorded in the job's
+		// state (NATS is unreachable), so the job's next delivery
+		// elsewhere makes it again: sometimes one more call than
+		// retry.max_attempts.
+		overAttempts: "an attempt made by a cut-off worker is not counted",
+	}
 	l.waitSettled(ctx, jobsPerScenario/5)
 
 	w := f.workers[1]
