@@ -131,6 +131,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"consumer.durable":                {c.Consumer.Durable, topo.Durable},
 		"consumer.ack_wait":               {c.Consumer.AckWait, topo.AckWait},
 		"consumer.max_ack_pending":        {c.Consumer.MaxAckPending, topo.MaxAckPending},
+		"consumer.update":                 {c.Consumer.Update, queue.ConsumerPolicy{}.Update},
 		"worker.concurrency":              {c.Worker.Concurrency, worker.ConcurrencyDefault},
 		"worker.drain_timeout":            {c.Worker.DrainTimeout, worker.DrainTimeoutDefault},
 		"worker.max_job_age":              {c.Worker.MaxJobAge, zero.MaxJobAge},
@@ -172,7 +173,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.embedded.store_dir",
 		"worker.id", "worker.gc_min_heap", "invoke.endpoints", "invoke.management_endpoint", "invoke.oci.passphrase",
 		"http.listen", "http.pprof", "log.level", "log.format",
-		"emulator.listen", "emulator.public_key", "emulator.default", "emulator.functions", "routes",
+		"emulator.listen", "emulator.public_key", "emulator.default", "emulator.functions", "emulator.record_calls", "routes",
 	}
 	for _, k := range Keys() {
 		pair, ok := libraries[k]
