@@ -72,12 +72,12 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	// Known defects of the worker (README, "Scaling out"); the lead's
 	// worker changes fix them, and then these entries go.
 	l.pending = map[defect]string{
-		// The cut-off worker's call times out (invocation timeouts are
-		// not retried by default); back on the network it dead-letters
-		// the job, which another worker has answered meanwhile. The
-		// worker does not look for a stored result before it
-		// dead-letters.
-		bothOutcomes: "a cut-off worker dead-letters a job another worker answered",
+		// Back on the network, the cut-off worker settles jobs it held
+		// that another worker settled meanwhile: seen as a result and a
+		// dead-letter record, or two dead-letter records, for one job.
+		// The worker looks for a stored result only before an attempt,
+		// not before it publishes an outcome.
+		bothOutcomes: "a cut-off worker settles again a job another worker settled",
 		// An attempt made while cut off is not recorded in the job's
 		// state (NATS is unreachable), so the job's next delivery
 		// elsewhere makes it again: sometimes one more call than
