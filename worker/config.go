@@ -128,6 +128,9 @@ type Config struct {
 	// SampleInterval is how often the consumer's state is read for the
 	// gauges (Deps.Sampler). Defaults to 15s.
 	SampleInterval time.Duration
+	// DLQPrefix is where dead-letter records are (Deps.StoredRecords):
+	// <DLQPrefix>.<reason>.<job-id>. Defaults to invoke.dlq.
+	DLQPrefix string
 	// SettleTimeout bounds storing a job's result, record or waiting copy
 	// once its fate is decided; it runs even while stopping, since the
 	// invocation already happened. Defaults to 30s.
@@ -169,6 +172,9 @@ func (c Config) withSharingDefaults() Config {
 	// WaitLogThreshold 0 is off: kept.
 	if c.SampleInterval == 0 {
 		c.SampleInterval = SampleIntervalDefault
+	}
+	if c.DLQPrefix == "" {
+		c.DLQPrefix = job.DLQPrefixDefault
 	}
 	if c.SettleTimeout == 0 {
 		c.SettleTimeout = SettleTimeoutDefault

@@ -422,3 +422,39 @@ func TestAnswerThatStallsIsRecordedWithItsStatus(t *testing.T) {
 		t.Fatalf("result %s, %d bytes", res.Subject, len(res.Data))
 	}
 }
+
+// TestJobDeadLetteredElsewhereIsNotRecordedTwice: a worker holding a stale
+// delivery (cut off from NATS past the ack wait while another worker took
+// the job and dead-lettered it) does not add a second record when it
+// comes back: the first outcome stands (found by the fleet's partition
+// scenario).
+func TestJobDeadLetteredElsewhereIsNotRecordedTwice(t *testing.T) {
+	t.Parallel()
+	h := &harness{t: t}
+	h.nats = testenv.StartNATS(t, queue.Topology{})
+	h.creds = testenv.Credentials(t)
+	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{fnBroken: {Status: 404}})
+	ack := h.publish("invoke.jobs.x", jobHeader(fnBroken, "settled-elsewhere"), []byte("x"))
+	s, err := h.nats.JS.Stream(context.Background(), h.nats.Topology.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.GetMsg(context.Background(), ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other worker's record of this job.
+	j, err := job.Parse(job.Message{Subject: stored.Subject, Header: stored.Header, Data: stored.Data, Stream: h.nats.Topology.JobsStream, Seq: stored.Sequence + 1000, StoreAt: stored.Time}, job.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dlq.NewWriter(h.nats.JS, h.nats.Topology.DLQStream, h.nats.Topology.DLQPrefix)
+	if err := w.DeadLetter(context.Background(), j, dlq.Failure{Reason: dlq.ReasonPermanent, Error: "404 elsewhere", Status: 404, Attempts: 1, FailedAt: time.Now(), Worker: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker(worker.Config{}, testenv.Signer(t, h.creds))
+	testenv.Eventually(t, "the job acknowledged", func() bool { return h.streamCount(h.nats.Topology.JobsStream) == 0 })
+	if n := h.streamCount(h.nats.Topology.DLQStream); n != 1 {
+		t.Fatalf("%d records for one job", n)
+	}
+}

@@ -168,6 +168,30 @@ func (w *Worker) checkReplyTo(subject string) error {
 	return nil
 }
 
+// settledElsewhere says whether j already has an outcome stored ("result"
+// or "record"), "" if not. Only the dead-letter path asks: two lookups on
+// the slow path, none on the hot one.
+func (w *Worker) settledElsewhere(ctx context.Context, j job.Job) string {
+	if j.ID == "" {
+		return ""
+	}
+	if w.completedBefore(ctx, j) {
+		return "result"
+	}
+	if w.deps.StoredRecords == nil {
+		return ""
+	}
+	m, err := w.deps.StoredRecords.GetLastMsgForSubject(ctx, w.cfg.DLQPrefix+".*."+j.ID)
+	if err != nil {
+		return ""
+	}
+	seen, err := time.Parse(job.TimeFormatMillis, m.Header.Get(job.HeaderFirstSeenAt))
+	if err == nil && !seen.Before(j.StoreAt.Truncate(time.Millisecond)) {
+		return "record"
+	}
+	return ""
+}
+
 // completedBefore reports whether a result of j is already stored. A
 // result completed before j was stored belongs to an older job that reused
 // the id, not to this one.

@@ -133,6 +133,7 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 		Consumer:      source,
 		State:         state,
 		StoredResults: resultsStream(t, h.nats),
+		StoredRecords: dlqStream(t, h.nats),
 		Invoker:       client,
 		Results:       h.nats.JS,
 		DeadLetters:   dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
@@ -248,6 +249,15 @@ func (h *harness) replaceWorker(cfg worker.Config, readTimeout time.Duration) {
 func resultsStream(t *testing.T, n *testenv.NATS) jetstream.Stream {
 	t.Helper()
 	s, err := n.JS.Stream(context.Background(), n.Topology.ResultsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dlqStream(t *testing.T, n *testenv.NATS) jetstream.Stream {
+	t.Helper()
+	s, err := n.JS.Stream(context.Background(), n.Topology.DLQStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,17 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
 	j := o.job
 	ev = ev.Str("reason", string(d.reason))
+	if by := w.settledElsewhere(ctx, j); by != "" {
+		// Another worker settled it while this one held a stale
+		// delivery (cut off from NATS past the ack wait): its outcome
+		// stands; a second one would contradict it.
+		if err := msg.Ack(); err != nil {
+			w.metrics.ackFailure()
+		}
+		w.log.Warn().Str("job_id", j.ID).Str("outcome", by).Str("reason", string(d.reason)).Msg("job already settled elsewhere; this worker's late dead-letter dropped")
+		w.metrics.job("already_settled")
+		return ev
+	}
 	f := dlq.Failure{Reason: d.reason, Error: d.cause, Status: d.status, Attempts: d.attempts, FailedAt: w.cfg.Now(), Worker: w.cfg.ID, History: o.history}
 	if err := w.deps.DeadLetters.DeadLetter(ctx, j, f); err != nil {
 		w.log.Error().Err(err).Str("job_id", j.ID).Str("reason", string(d.reason)).Msg("dead-letter record not stored; job given back")

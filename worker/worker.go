@@ -62,6 +62,10 @@ type Deps struct {
 	// the result) be acknowledged without invoking the function again.
 	// Optional.
 	StoredResults ResultFinder
+	// StoredRecords reads the dead-letter stream, so that a job another
+	// worker already dead-lettered (this one was cut off meanwhile) is not
+	// recorded twice. Optional.
+	StoredRecords ResultFinder
 	Replies       ReplyPublisher // optional
 	// Bodies is the claim check for bodies too large for a message
 	// (queue.Bodies). Optional: without it a job that refers to a stored

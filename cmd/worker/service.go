@@ -261,6 +261,10 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err != nil {
 		return fmt.Errorf("results stream: %w", err)
 	}
+	records, err := js.Stream(setupCtx, topo.DLQStream)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hostOf := func(fn string) string {
@@ -276,6 +280,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Concurrency:   c.Worker.Concurrency,
 		ResultsStream: topo.ResultsStream,
 		ResultsPrefix: topo.ResultsPrefix,
+		DLQPrefix:     topo.DLQPrefix,
 		RequestLimit:  int64(c.Invoke.RequestLimit),
 		MaxMessage:    maxMessage,
 		Retry: worker.RetryConfig{
@@ -310,6 +315,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Consumer:      source,
 		State:         state,
 		StoredResults: results,
+		StoredRecords: records,
 		Invoker:       invoker,
 		Results:       js,
 		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
