@@ -73,11 +73,12 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	// worker changes fix them, and then these entries go.
 	l.pending = map[defect]string{
 		// Back on the network, the cut-off worker settles jobs it held
-		// that another worker settled meanwhile: seen as a result and a
-		// dead-letter record, or two dead-letter records, for one job.
-		// The worker looks for a stored result only before an attempt,
-		// not before it publishes an outcome.
-		bothOutcomes: "a cut-off worker settles again a job another worker settled",
+		// that another worker settled meanwhile. A late dead-letter is
+		// now dropped when the job has a result or record; a late
+		// success after another worker's dead-letter is still stored
+		// (a result and a record for one job): the hot path does not
+		// look for records.
+		bothOutcomes: "a cut-off worker's late success after another worker dead-lettered the job",
 		// An attempt made while cut off is not recorded in the job's
 		// state (NATS is unreachable), so the job's next delivery
 		// elsewhere makes it again: sometimes one more call than
