@@ -118,7 +118,7 @@ func TestFleetRollingRestart(t *testing.T) {
 	for i, w := range f.workers {
 		l.waitSettled(ctx, (i+1)*jobsPerScenario/5)
 		l.fault(time.Now())
-		timeout := time.Minute // past worker.drain_timeout: docker must not SIGKILL it
+		timeout := 90 * time.Second // past the stop's bound (drain_timeout + settle): docker must not SIGKILL it
 		began := time.Now()
 		if err := w.c.Stop(ctx, &timeout); err != nil {
 			t.Fatalf("stop %s: %v", w.id, err)

@@ -302,3 +302,79 @@ func TestStopIsBoundedEvenWhenAnInvocationIgnoresCancellation(t *testing.T) {
 		t.Fatalf("Run did not return within %s of the stop", bound)
 	}
 }
+
+// TestWaitHeadersAreTheWorkersOwn: a copy's Invoke-Wait-* headers are
+// checked: an unknown cause (a metric label) or a first-stored time after
+// the message are invalid; attempts over the maximum are not (the maximum
+// may have been lowered while the copy waited: the job is spent).
+func TestWaitHeadersAreTheWorkersOwn(t *testing.T) {
+	t.Parallel()
+	stored := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	h := func(kv ...string) nats.Header {
+		hdr := nats.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			hdr.Set(kv[i], kv[i+1])
+		}
+		return hdr
+	}
+	for name, c := range map[string]struct {
+		hdr     nats.Header
+		invalid bool
+	}{
+		"known cause":         {h(job.HeaderWaitCause, causeBreakerOpen), false},
+		"unknown cause":       {h(job.HeaderWaitCause, "anything-a-publisher-likes"), true},
+		"attempts over max":   {h(job.HeaderWaitAttempts, "99"), false},
+		"negative attempts":   {h(job.HeaderWaitAttempts, "-1"), true},
+		"enqueued before":     {h(job.HeaderWaitEnqueuedAt, stored.Add(-time.Hour).Format(time.RFC3339Nano)), false},
+		"enqueued in future":  {h(job.HeaderWaitEnqueuedAt, stored.Add(time.Hour).Format(time.RFC3339Nano)), true},
+		"enqueued unreadable": {h(job.HeaderWaitEnqueuedAt, "yesterday"), true},
+	} {
+		_, err := readWaitState(c.hdr, stored)
+		if got := errors.Is(err, job.ErrInvalid); got != c.invalid {
+			t.Errorf("%s: invalid %v (%v), want %v", name, got, err, c.invalid)
+		}
+	}
+}
+
+// TestCopyThatCannotFitWaitsInPlace: a job whose copy (with the wait's
+// headers) would pass the message size is not marked, so it never loops
+// on a copy JetStream refuses every time.
+func TestCopyThatCannotFitWaitsInPlace(t *testing.T) {
+	t.Parallel()
+	w := &Worker{cfg: Config{MaxMessage: 1000, WaitPrefix: "invoke.wait"}}
+	m := waitMark{Cause: causeRetry, Until: time.Now(), Attempts: 1}
+	small := job.Job{ID: "s", Subject: "invoke.jobs.x", Seq: 1, Body: make([]byte, 100), Header: nats.Header{}}
+	if !w.copyFits(small, m) {
+		t.Fatal("a small job's copy does not fit")
+	}
+	big := small
+	big.Body = make([]byte, 990)
+	if w.copyFits(big, m) {
+		t.Fatal("a 990-byte body's copy fits a 1000-byte message")
+	}
+	huge := small
+	huge.Header = nats.Header{"X-Big": {strings.Repeat("h", 70<<10)}}
+	w.cfg.MaxMessage = 0
+	if w.copyFits(huge, m) {
+		t.Fatal("a copy with 70 KiB of headers fits")
+	}
+}
+
+// TestFairSharePaceNeverBooksPastTheCap: after an overload the line for a
+// function's slots is never booked further ahead than the longest wait,
+// so later jobs are not held for nothing.
+func TestFairSharePaceNeverBooksPastTheCap(t *testing.T) {
+	t.Parallel()
+	l := newFunctionLimits(limitsConfig{concurrency: 2, fairShare: true})
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	l.mu.Lock()
+	l.paces["fn"] = &pace{avg: time.Minute}
+	var last time.Duration
+	for range 10000 {
+		last = l.dueIn("fn", 1, now)
+	}
+	l.mu.Unlock()
+	if last > shareDeferCap+time.Minute {
+		t.Fatalf("the 10,000th job waits %s, past the cap %s", last, shareDeferCap)
+	}
+}

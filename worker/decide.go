@@ -99,6 +99,9 @@ type outcome struct {
 	resume *waitMark
 	// completed: a result of this job is already stored.
 	completed bool
+	// markUnreadable: the state bucket could not say whether an earlier
+	// delivery set this job waiting.
+	markUnreadable error
 
 	parseErr   error         // the job is invalid
 	spent      bool          // the budget was spent before this delivery
@@ -184,6 +187,10 @@ func decide(o outcome, p policy) decision {
 		return decision{action: actRelease, cause: o.unusable.Error()}
 	case o.panicked != nil:
 		return decision{action: actRelease, delay: p.giveBack, cause: fmt.Sprintf("panic: %v", o.panicked)}
+	case o.markUnreadable != nil:
+		// Whether a copy exists is unknown: ask again later rather
+		// than risk running the job twice.
+		return decision{action: actRelease, delay: p.giveBack, cause: "wait mark not readable: " + o.markUnreadable.Error()}
 	case o.resume != nil:
 		return decision{action: actResumeWait, delay: o.resume.Until.Sub(o.now), cause: o.resume.Cause, attempts: o.resume.Attempts, defers: o.resume.Defers}
 	case o.completed:

@@ -57,6 +57,8 @@ func TestDecideEveryRow(t *testing.T) {
 			decision{action: actRelease, cause: "no metadata"}},
 		{"panic", outcome{panicked: "boom", attempt: 2, made: true},
 			decision{action: actRelease, delay: 500 * time.Millisecond, cause: "panic: boom"}},
+		{"wait mark unreadable", outcome{markUnreadable: errors.New("kv down"), attempt: 2},
+			decision{action: actRelease, delay: 500 * time.Millisecond, cause: "wait mark not readable: kv down"}},
 		{"a wait left unfinished", outcome{resume: mark, attempt: 3},
 			decision{action: actResumeWait, delay: 3 * time.Second, cause: causeRetry, attempts: 2}},
 		{"already completed", outcome{completed: true, attempt: 2},

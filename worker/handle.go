@@ -115,7 +115,7 @@ func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) 
 	}, job.Limits{MaxBody: w.cfg.RequestLimit})
 	var ws waitState
 	if o.parseErr == nil {
-		ws, o.parseErr = readWaitState(msg.Headers(), w.cfg.Retry.MaxAttempts)
+		ws, o.parseErr = readWaitState(msg.Headers(), meta.Timestamp)
 	}
 	if o.parseErr == nil && o.job.ReplyTo != "" {
 		o.parseErr = w.checkReplyTo(o.job.ReplyTo)
@@ -135,7 +135,9 @@ func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) 
 		if w.waits() {
 			mark, err := w.loadWaitMark(ctx, meta.Sequence.Stream)
 			if err != nil {
-				w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("wait mark not readable; judging the job afresh")
+				// A copy may exist: running the job now could run it twice.
+				o.markUnreadable = err
+				return o
 			}
 			if mark != nil {
 				o.resume = mark

@@ -60,6 +60,11 @@ func (l *functionLimits) dueIn(fn string, limit int, now time.Time) time.Duratio
 	if p.next.Before(now) {
 		p.next = now
 	}
+	// A wait is capped (shareDeferCap): a line booked further ahead than
+	// that after an overload would keep later jobs waiting for nothing.
+	if limit := now.Add(shareDeferCap); p.next.After(limit) {
+		p.next = limit
+	}
 	p.next = p.next.Add(step)
 	return p.next.Sub(now)
 }

@@ -144,15 +144,23 @@ func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d
 	}
 	if w.waits() {
 		m := waitMark{Cause: cause, Until: o.now.Add(d.delay), Attempts: d.attempts, Defers: defers, History: o.history}
-		err := w.wait(ctx, msg, j, m)
+		marked, err := w.wait(ctx, msg, j, m)
 		if err == nil {
 			w.dropState(ctx, j.Seq, o)
 			w.metrics.waited(j.FunctionID, cause)
 			w.watch.note(j.FunctionID, cause)
 			return ev
 		}
-		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not stored; handing the job back with a delay instead")
 		w.metrics.waitFailure()
+		if marked {
+			// The copy may be stored after all: the redelivery must
+			// come soon, to find the mark and finish the wait while the
+			// copy's dedupe id is still remembered. It keeps the due time.
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not confirmed; the job comes back shortly to finish its wait")
+			w.giveBack(msg, w.policy.giveBack, j.ID)
+			return ev
+		}
+		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not stored; handing the job back with a delay instead")
 	}
 	// In place: the job keeps a delivery slot while it waits.
 	st := jobState{History: o.history, stored: o.stateStored}

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -62,16 +63,39 @@ func (w *Worker) waits() bool { return w.deps.Waits != nil && w.deps.State != ni
 
 // wait carries out steps 1 to 3 for j (delivered as msg): it returns nil
 // once the original is acknowledged or its acknowledgement sent. On an
-// error nothing is acknowledged; the caller gives the job back in place.
-func (w *Worker) wait(ctx context.Context, msg jetstream.Msg, j job.Job, m waitMark) error {
+// error nothing is acknowledged, and marked says whether the mark was
+// stored: if it was, the copy may have been stored too (a publish that
+// timed out can still have landed), so the caller must give the job back
+// soon, for its redelivery to finish the wait inside the duplicate window;
+// if not, the job may wait in place.
+func (w *Worker) wait(ctx context.Context, msg jetstream.Msg, j job.Job, m waitMark) (marked bool, err error) {
+	if !w.copyFits(j, m) {
+		return false, errCopyTooLarge
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := w.deps.State.Mark(ctx, waitMarkKey(j.Seq), b, w.cfg.WaitMarkTTL); err != nil {
-		return fmt.Errorf("wait mark not stored: %w", err)
+		return false, fmt.Errorf("wait mark not stored: %w", err)
 	}
-	return w.finishWait(ctx, msg, j, m)
+	return true, w.finishWait(ctx, msg, j, m)
+}
+
+// errCopyTooLarge: the job and the wait's headers would not fit a message.
+var errCopyTooLarge = errors.New("the waiting copy would be larger than a message may be")
+
+// maxHeaderBytes is the header block JetStream accepts at most.
+const maxHeaderBytes = 64 << 10
+
+// copyFits says whether j's waiting copy fits a message: a job near the
+// limits would have its copy refused on every try, so it waits in place.
+func (w *Worker) copyFits(j job.Job, m waitMark) bool {
+	cp := w.waitCopy(j, m)
+	if job.HeaderSize(cp.Header) > maxHeaderBytes {
+		return false
+	}
+	return w.cfg.MaxMessage <= 0 || int64(job.MessageSize(cp)) <= w.cfg.MaxMessage
 }
 
 // finishWait is steps 2 and 3, also run by a redelivery that found the mark.
@@ -104,7 +128,7 @@ func (w *Worker) waitCopy(j job.Job, m waitMark) *nats.Msg {
 		}
 		h[k] = vs
 	}
-	if id := j.Header.Get(job.HeaderMsgID); id != "" {
+	if id := job.Lookup(j.Header, job.HeaderMsgID); id != "" {
 		h.Set(job.HeaderOriginalMsgID, id)
 	}
 	// The id may have come from Nats-Msg-Id or the stream sequence, which
@@ -140,16 +164,22 @@ type waitState struct {
 // readWaitState reads the Invoke-Wait-* headers of h. They are the
 // worker's own; a value that does not parse makes the job invalid rather
 // than let a publisher buy itself more attempts.
-func readWaitState(h nats.Header, maxAttempts int) (waitState, error) {
+func readWaitState(h nats.Header, storedAt time.Time) (waitState, error) {
 	var ws waitState
 	if h == nil {
 		return ws, nil
 	}
 	ws.cause = h.Get(job.HeaderWaitCause)
+	if ws.cause != "" && !knownCause(ws.cause) {
+		// Also a metric label: only the worker's own values.
+		return ws, fmt.Errorf("%w: %s %q: not a cause the worker writes", job.ErrInvalid, job.HeaderWaitCause, cut(ws.cause))
+	}
 	if v := h.Get(job.HeaderWaitAttempts); v != "" {
+		// Over max_attempts is not invalid: the maximum may have been
+		// lowered while the copy waited; the job is then spent.
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > maxAttempts {
-			return ws, fmt.Errorf("%w: %s %q: want 0 to %d", job.ErrInvalid, job.HeaderWaitAttempts, cut(v), maxAttempts)
+		if err != nil || n < 0 {
+			return ws, fmt.Errorf("%w: %s %q: want a count", job.ErrInvalid, job.HeaderWaitAttempts, cut(v))
 		}
 		ws.attempts = n
 	}
@@ -162,8 +192,11 @@ func readWaitState(h nats.Header, maxAttempts int) (waitState, error) {
 	}
 	if v := h.Get(job.HeaderWaitEnqueuedAt); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return ws, fmt.Errorf("%w: %s %q: want an RFC 3339 time", job.ErrInvalid, job.HeaderWaitEnqueuedAt, cut(v))
+		if err != nil || (!storedAt.IsZero() && t.After(storedAt.Add(time.Minute))) {
+			// A first-stored time later than the copy itself would let a
+			// job escape retry.max_elapsed and worker.max_job_age (a
+			// minute's grace for clocks of cluster nodes).
+			return ws, fmt.Errorf("%w: %s %q: want an RFC 3339 time no later than the message", job.ErrInvalid, job.HeaderWaitEnqueuedAt, cut(v))
 		}
 		ws.enqueued = t
 	}
@@ -192,6 +225,14 @@ func (w *Worker) loadWaitMark(ctx context.Context, seq uint64) (*waitMark, error
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func knownCause(c string) bool {
+	switch c {
+	case causeRetry, causeBreakerOpen, causeFairShare, causeFunctionLimit, causeRateLimit, causeBodyUnavailable:
+		return true
+	}
+	return false
 }
 
 // cut shortens a header value quoted in an error.
