@@ -19,11 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/invoke-worker/worker/admin"
-	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
-	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
@@ -392,69 +390,4 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	log.Info().Msg("shut down cleanly")
 	return nil
-}
-
-// replicasKeyError names streams.replicas in an error of a replica count
-// the servers cannot place, making it a configuration error (exit 2).
-func replicasKeyError(err error) error {
-	if errors.Is(err, queue.ErrTooManyReplicas) {
-		return &config.KeyError{Key: "streams.replicas", Err: err}
-	}
-	return err
-}
-
-// newFanout wires the configured routes, nil when there are none. Their
-// streams and consumers are set up here, so a route that cannot work
-// fails start-up.
-func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, log zerolog.Logger) (*fanout.Fanout, error) {
-	if len(c.Routes) == 0 {
-		return nil, nil
-	}
-	pub, err := client.New(ctx, nc, client.Config{Topology: topo, RequestLimit: int64(c.Invoke.RequestLimit)})
-	if err != nil {
-		return nil, err
-	}
-	routes := make([]fanout.Route, len(c.Routes))
-	for i, r := range c.Routes {
-		routes[i] = fanout.Route{
-			Name: r.Name, Stream: r.Stream, StreamSubjects: r.StreamSubjects, Subjects: r.Subjects,
-			Functions: r.Functions, Intent: r.Intent, JobSubject: r.JobSubject, DeliverNew: r.Deliver == "new",
-			Headers: fanout.Headers{Copy: r.Headers.Copy, Rename: r.Headers.Rename, Set: r.Headers.Set},
-			Source:  r.CloudEvent.Source, Type: r.CloudEvent.Type, Replicas: c.Streams.Replicas,
-		}
-	}
-	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Ensure(ctx); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-func waitRunning(ctx context.Context, w *worker.Worker) {
-	for !w.Running() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// reservedSlots turns worker.reserved_share into a slot count; -1 (none)
-// when the share rounds down to no slot.
-func reservedSlots(w config.Worker) int {
-	if n := int(float64(w.Concurrency) * w.ReservedShare); n > 0 {
-		return n
-	}
-	return -1
-}
-
-// consumerSampler reads the consumer's state for the worker's gauges.
-type consumerSampler struct {
-	js   jetstream.JetStream
-	topo queue.Topology
-}
-
-func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
-	cs, err := queue.ReadConsumerState(ctx, s.js, s.topo)
-	return worker.Sample(cs), err
 }
