@@ -112,25 +112,8 @@ func TestPerFunctionStateIsBounded(t *testing.T) {
 // connection is gone) is not dropped silently (issue 10, defect 10).
 func TestFailedGiveBackIsLoggedAndCounted(t *testing.T) {
 	t.Parallel()
-	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js, cons := startJetStream(t)
 	ctx := context.Background()
-	cons, err := queue.Ensure(ctx, js, queue.Topology{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := js.Publish(ctx, "invoke.jobs.x", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -245,25 +228,8 @@ func TestManyWaitsOfOneFunctionAreLogged(t *testing.T) {
 // (issue 10, defect 14: the wait after interrupting had no bound).
 func TestStopIsBoundedEvenWhenAnInvocationIgnoresCancellation(t *testing.T) {
 	t.Parallel()
-	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, cons := startJetStream(t)
 	ctx := context.Background()
-	cons, err := queue.Ensure(ctx, js, queue.DefaultTopology())
-	if err != nil {
-		t.Fatal(err)
-	}
 	hdr := nats.Header{}
 	hdr.Set(job.HeaderFunctionID, "ocid1.fnfunc.oc1.phx.stuck")
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "invoke.jobs.stuck", Header: hdr, Data: []byte("x")}); err != nil {
@@ -377,4 +343,30 @@ func TestFairSharePaceNeverBooksPastTheCap(t *testing.T) {
 	if last > shareDeferCap+time.Minute {
 		t.Fatalf("the 10,000th job waits %s, past the cap %s", last, shareDeferCap)
 	}
+}
+
+// startJetStream starts an embedded server with the contract's streams and
+// consumer (these internal tests cannot use internal/testenv, which imports
+// this package) and connects to it; all stopped at cleanup.
+func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := queue.Ensure(context.Background(), js, queue.DefaultTopology())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, cons
 }
