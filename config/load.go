@@ -37,6 +37,21 @@ type Override struct {
 // Every returned error wraps ErrInvalid; errors about keys are *KeyError,
 // joined when there are several.
 func Load(opts LoadOptions) (Config, error) {
+	cfg, err := Read(opts)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Read is Load without Validate: the configuration as written, for a tool
+// that explains what is wrong with it (worker doctor) rather than refusing
+// it. An unreadable file, an unknown key or a value that does not parse is
+// still an error: there is no configuration to explain.
+func Read(opts LoadOptions) (Config, error) {
 	cfg := Default()
 	var errs []error
 	if opts.File != "" {
@@ -52,9 +67,6 @@ func Load(opts LoadOptions) (Config, error) {
 	if len(errs) > 0 {
 		// Validating a half-applied configuration would only add noise.
 		return Config{}, errors.Join(errs...)
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
 	}
 	return cfg, nil
 }

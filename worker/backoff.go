@@ -53,8 +53,19 @@ func capJitter(d time.Duration, factor float64, limit time.Duration, rnd func() 
 const (
 	deferJitter        = 0.2
 	deferMaxDoublings  = 5
-	shareDeferCap      = 15 * time.Minute
-	breakerDeferCapMul = 8 // an open breaker's job waits at most 8 open periods
+	shareDeferCap      = ShareWaitCap
+	breakerDeferCapMul = BreakerWaitCapPeriods
+)
+
+// The longest waits without an attempt, jitter included (worker doctor
+// compares them with the jobs stream's max age).
+const (
+	// ShareWaitCap bounds a wait for a function's share of the slots
+	// (fair_share, function_limit).
+	ShareWaitCap = 15 * time.Minute
+	// BreakerWaitCapPeriods: a job held back by an open breaker waits at
+	// most this many breaker.open_timeout periods.
+	BreakerWaitCapPeriods = 8
 )
 
 // deferFor is policy.deferFor for c.

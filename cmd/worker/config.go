@@ -14,6 +14,16 @@ import (
 // loadConfig reads the file, the environment and the flags, in that order.
 // extra are overrides of the command's own flags (applied last).
 func loadConfig(g *globalFlags, extra ...config.Override) (config.Config, error) {
+	opts, err := loadOptions(g, extra...)
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Load(opts)
+}
+
+// loadOptions are the sources loadConfig reads: the file, the environment
+// and the flags.
+func loadOptions(g *globalFlags, extra ...config.Override) (config.LoadOptions, error) {
 	var ov []config.Override
 	if g.natsURL != "" {
 		ov = append(ov, config.Override{Key: "nats.url", Value: g.natsURL})
@@ -27,12 +37,12 @@ func loadConfig(g *globalFlags, extra ...config.Override) (config.Config, error)
 	for _, s := range g.sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
-			return config.Config{}, usagef("--set %q: want KEY=VALUE", s)
+			return config.LoadOptions{}, usagef("--set %q: want KEY=VALUE", s)
 		}
 		ov = append(ov, config.Override{Key: k, Value: v})
 	}
 	ov = append(ov, extra...)
-	return config.Load(config.LoadOptions{File: g.configFile, Environ: os.Environ(), Overrides: ov})
+	return config.LoadOptions{File: g.configFile, Environ: os.Environ(), Overrides: ov}, nil
 }
 
 // flagOverride maps a command flag to a config key when it was given.

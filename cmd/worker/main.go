@@ -109,6 +109,7 @@ func newRootCmd(args []string, stdout, stderr io.Writer) *cobra.Command {
 		newDlqCmd(g),
 		newVersionCmd(),
 		newBenchCmd(g),
+		newDoctorCmd(g),
 	)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
