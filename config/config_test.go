@@ -584,3 +584,21 @@ func TestKubernetesServiceLinksAreNotKeys(t *testing.T) {
 		t.Fatal("an unknown WORKER_ variable was accepted")
 	}
 }
+
+// Read is Load without Validate: worker doctor explains what Load refuses,
+// but a file it cannot parse is still an error.
+func TestReadKeepsWhatValidateRefuses(t *testing.T) {
+	p := writeFile(t, "consumer:\n  ack_wait: 10s\n")
+	if _, err := Load(LoadOptions{File: p}); err == nil {
+		t.Fatal("Load accepted an ack_wait shorter than the read timeout")
+	}
+	cfg, err := Read(LoadOptions{File: p})
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if cfg.Consumer.AckWait != 10*time.Second || cfg.Validate() == nil {
+		t.Errorf("Read gave ack_wait %s", cfg.Consumer.AckWait)
+	}
+	_, err = Read(LoadOptions{File: writeFile(t, "consumer:\n  ack_wiat: 10s\n")})
+	wantErr(t, err, "consumer.ack_wiat")
+}

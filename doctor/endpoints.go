@@ -155,10 +155,11 @@ func checkClock(ctx context.Context, c config.Config, o Options, reachable []str
 			lastErr = fmt.Errorf("%s sent no usable Date header", req.URL.Host)
 			continue
 		}
-		// Date has a resolution of a second; the request's midpoint is the
-		// best local estimate of when it was written.
+		// Date is truncated to the second, so the server's time was half a
+		// second later on average; the request's midpoint is the best local
+		// estimate of when it was written.
 		local := before.Add(after.Sub(before) / 2)
-		skew := local.Sub(date)
+		skew := local.Sub(date.Add(500 * time.Millisecond))
 		abs := max(skew, -skew)
 		what := fmt.Sprintf("the local clock is %s %s %s's (Date: %s)", dur(abs.Round(time.Second)), aheadBehind(skew), req.URL.Host, date.UTC().Format(time.RFC3339))
 		switch {

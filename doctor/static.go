@@ -168,7 +168,7 @@ func checkJobsMaxAgeWaits(c config.Config, p plan) []Finding {
 	}
 	return []Finding{{Check: check, Severity: Error, Keys: []string{"streams.jobs_max_age"},
 		What: fmt.Sprintf("streams.jobs_max_age %s is not longer than the longest wait, %s: %s", dur(ma), dur(p.longestWait), p.longestWaitCause),
-		Why:  "a waiting job is a copy stored in the jobs stream until it is due: JetStream removes it at the max age first, and the job is gone without a result or a dead-letter record",
+		Why:  "a waiting job is a copy stored in the jobs stream until it is due: JetStream removes it at the max age before it fires, and the job is gone without a result or a dead-letter record",
 		Fix:  fmt.Sprintf("raise streams.jobs_max_age well above %s, or set it to 0 and use worker.max_job_age to expire old jobs into the DLQ", dur(p.longestWait))}}
 }
 
@@ -182,7 +182,7 @@ func checkJobsMaxAgeSilentDrop(c config.Config, _ plan) []Finding {
 		return []Finding{ok(check, "worker.max_job_age %s dead-letters old jobs as expired before streams.jobs_max_age %s drops them", dur(mja), dur(ma))}
 	}
 	return []Finding{{Check: check, Severity: Warning, Keys: []string{"streams.jobs_max_age", "worker.max_job_age"},
-		What: fmt.Sprintf("streams.jobs_max_age %s drops jobs that wait that long in a backlog, and worker.max_job_age (%s) does not expire them first", dur(ma), age(mja)),
+		What: fmt.Sprintf("streams.jobs_max_age %s drops jobs that wait that long in a backlog, and worker.max_job_age (%s) does not expire them first", dur(ma), offOr(mja)),
 		Why:  "JetStream drops them without a trace: no result, no dead-letter record, nothing to replay or alert on",
 		Fix:  fmt.Sprintf("set worker.max_job_age below %s, so old jobs are dead-lettered as expired (and can be replayed), or set streams.jobs_max_age to 0", dur(ma))}}
 }
@@ -437,4 +437,12 @@ func loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// offOr renders a duration where 0 is off.
+func offOr(d time.Duration) string {
+	if d <= 0 {
+		return "off"
+	}
+	return dur(d)
 }

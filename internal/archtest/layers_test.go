@@ -25,7 +25,7 @@ var (
 	// libraries are the packages other programs may import.
 	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "dlq/dlqops", "worker", "client", "fanout"}
 	// apps are the layers above the libraries, and the test helpers.
-	apps = []string{"config", "admin", "bench", "cmd/...", "internal/testenv", "invoke/internal/ocivector"}
+	apps = []string{"config", "admin", "bench", "doctor", "cmd/...", "internal/testenv", "invoke/internal/ocivector"}
 )
 
 var rules = []rule{
