@@ -41,6 +41,7 @@ func Run(ctx context.Context, c config.Config, o Options) Report {
 		r.add(checkNATS(ctx, c)...)
 		creds := checkCredentials(ctx, c)
 		r.add(creds.findings...)
+		r.add(checkSignature(ctx, c, creds))
 		eps := checkEndpoints(ctx, c, o, creds.region)
 		r.add(eps.findings...)
 		r.add(checkClock(ctx, c, o, eps.reachable))

@@ -72,7 +72,7 @@ func TestLiveCleanAgainstEmbeddedNATSAndEmulator(t *testing.T) {
 		t.Fatalf("not clean:\n%s", text(r))
 	}
 	for _, check := range []string{"nats.connect", "nats.jetstream", "nats.max_payload", "stream.INVOKE_JOBS", "stream.INVOKE_RESULTS", "stream.INVOKE_DLQ",
-		"bucket.INVOKE_ATTEMPTS", "bucket.INVOKE_JOB_BODIES", "bucket.INVOKE_RESULT_BODIES", "consumer", "oci.credentials", "oci.fingerprint", "endpoint", "clock"} {
+		"bucket.INVOKE_ATTEMPTS", "bucket.INVOKE_JOB_BODIES", "bucket.INVOKE_RESULT_BODIES", "consumer", "oci.credentials", "oci.fingerprint", "oci.signature", "endpoint", "clock"} {
 		find(t, r, check, doctor.OK)
 	}
 }
@@ -178,17 +178,44 @@ func TestLiveCredentialsMissing(t *testing.T) {
 
 func TestLiveKeyThatDoesNotMatchItsFingerprint(t *testing.T) {
 	l := startLive(t)
-	file := l.cfg.Invoke.OCI.ConfigFile
+	rewriteOCIConfig(t, l.cfg.Invoke.OCI.ConfigFile, `fingerprint=.*`, "fingerprint=00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff")
+	f := find(t, runLive(t, l.cfg, doctor.Options{}), "oci.fingerprint", doctor.Error)
+	if !strings.Contains(f.What, "says 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff") {
+		t.Errorf("what = %q", f.What)
+	}
+}
+
+// rewriteOCIConfig replaces a line of the OCI config the test signs with.
+func rewriteOCIConfig(t *testing.T, file, pattern, line string) {
+	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := regexp.MustCompile(`fingerprint=.*`).ReplaceAll(b, []byte("fingerprint=00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"))
-	if err := os.WriteFile(file, wrong, 0o600); err != nil {
+	if err := os.WriteFile(file, regexp.MustCompile(pattern).ReplaceAll(b, []byte(line)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := find(t, runLive(t, l.cfg, doctor.Options{}), "oci.fingerprint", doctor.Error)
-	if !strings.Contains(f.What, "says 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff") {
+}
+
+// The emulator verifies signatures as OCI does: a key id it does not
+// know is refused with 401.
+func TestLiveSignatureRefused(t *testing.T) {
+	l := startLive(t)
+	rewriteOCIConfig(t, l.cfg.Invoke.OCI.ConfigFile, `user=.*`, "user=ocid1.user.oc1..aaaaaaaaotheruser")
+	f := find(t, runLive(t, l.cfg, doctor.Options{}), "oci.signature", doctor.Error)
+	if !strings.Contains(f.What, "refused the signature") || !strings.Contains(f.What, "401") {
+		t.Errorf("what = %q", f.What)
+	}
+}
+
+func TestLiveListedEndpointThatIsNotTheFunctions(t *testing.T) {
+	srv := tlsServer(t, http.NotFoundHandler())
+	l := startLive(t)
+	l.cfg.Invoke.Endpoints = map[string]string{fn: srv.URL}
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	f := find(t, runLive(t, l.cfg, doctor.Options{RootCAs: roots}), "oci.signature", doctor.Warning)
+	if !strings.Contains(f.What, "invoke.endpoints says "+srv.URL) {
 		t.Errorf("what = %q", f.What)
 	}
 }
@@ -215,7 +242,6 @@ func TestLiveEndpointTLS(t *testing.T) {
 	srv := tlsServer(t, http.NotFoundHandler())
 	l := startLive(t)
 	l.cfg.Invoke.Endpoints = map[string]string{fn: srv.URL}
-	l.cfg.Invoke.ManagementEndpoint = ""
 
 	// The worker trusts the system roots only: a certificate from another
 	// CA fails every invocation.
@@ -250,7 +276,6 @@ func TestLiveClockSkew(t *testing.T) {
 		}))
 		l := startLive(t)
 		l.cfg.Invoke.Endpoints = map[string]string{fn: srv.URL}
-		l.cfg.Invoke.ManagementEndpoint = ""
 		roots := x509.NewCertPool()
 		roots.AddCert(srv.Certificate())
 		f := find(t, runLive(t, l.cfg, doctor.Options{RootCAs: roots}), "clock", tc.sev)

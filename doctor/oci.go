@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"crypto/md5"
 	"crypto/x509"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/oracle/oci-go-sdk/v65/common"
 
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/invoke"
@@ -20,6 +23,8 @@ const metadataAddr = "169.254.169.254:80"
 
 type credsResult struct {
 	findings []Finding
+	// provider signs requests: nil when nothing loaded or for auth none.
+	provider common.ConfigurationProvider
 	// region is the credentials' region, when they name one: the
 	// management endpoint the worker uses for functions not listed.
 	region string
@@ -60,7 +65,7 @@ func checkCredentials(ctx context.Context, c config.Config) credsResult {
 			Why:  "the worker loads its credentials at start-up and refuses to start without them",
 			Fix:  credentialsFix(a.Auth)}}}
 	}
-	var res credsResult
+	res := credsResult{provider: cp}
 	if cp != nil {
 		res.region, _ = cp.Region()
 	}
@@ -87,6 +92,7 @@ func checkCredentials(ctx context.Context, c config.Config) credsResult {
 	}
 	got := fingerprint(der)
 	if !strings.EqualFold(strings.TrimSpace(want), got) {
+		res.provider = nil // a signature with it is refused: checkSignature would say it again
 		res.findings = append(res.findings, Finding{Check: "oci.fingerprint", Severity: Error, Keys: []string{"invoke.oci.config_file", "invoke.oci.profile"},
 			What: fmt.Sprintf("the private key's fingerprint is %s, the OCI config (profile %s) says %s", got, a.Profile, want),
 			Why:  "OCI looks the public key up by the configured fingerprint and cannot verify signatures made with another key: every invocation fails with 401 NotAuthenticated and is dead-lettered as permanent",
@@ -117,4 +123,73 @@ func fingerprint(der []byte) string {
 		parts[i] = fmt.Sprintf("%02x", b)
 	}
 	return strings.Join(parts, ":")
+}
+
+// checkSignature looks one configured function up with GetFunction, signed
+// with the loaded credentials, as the worker does for functions not in
+// invoke.endpoints: the service refusing the signature (401) is what every
+// invocation would meet. A listed endpoint that differs from the one
+// GetFunction names is worth knowing too.
+func checkSignature(ctx context.Context, c config.Config, creds credsResult) Finding {
+	const check = "oci.signature"
+	if creds.provider == nil {
+		return Finding{Check: check, Severity: Skipped, What: "no credentials to sign a request with"}
+	}
+	id, listed := firstFunction(c)
+	if id == "" {
+		return Finding{Check: check, Severity: Skipped, What: "no function in invoke.endpoints or routes to look up with GetFunction"}
+	}
+	mgmt := c.Invoke.ManagementEndpoint
+	if mgmt == "" && creds.region == "" {
+		return Finding{Check: check, Severity: Skipped, What: "no management endpoint: invoke.management_endpoint is empty and the credentials name no region"}
+	}
+	resolver, err := invoke.NewFunctionsResolver(invoke.ResolverConfig{Provider: creds.provider, ManagementEndpoint: mgmt, NotFoundTTL: -1})
+	if err != nil {
+		return Finding{Check: check, Severity: Error, What: err.Error(), Why: "the worker builds the same client at start-up", Fix: credentialsFix(c.Invoke.OCI.Auth)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Invoke.Timeout.Connect+c.Invoke.Timeout.Read)
+	defer cancel()
+	ep, err := resolver.Endpoint(ctx, id)
+	var ie *invoke.Error
+	switch {
+	case err == nil && listed != "" && strings.TrimSuffix(listed, "/") != strings.TrimSuffix(ep, "/"):
+		return Finding{Check: check, Severity: Warning, Keys: []string{"invoke.endpoints"},
+			What: fmt.Sprintf("GetFunction of %s accepted the signature and names the invoke endpoint %s, but invoke.endpoints says %s", id, ep, listed),
+			Why:  "jobs for it go to the listed endpoint, which is not the function's",
+			Fix:  fmt.Sprintf("set invoke.endpoints for %s to %s, or remove it to use GetFunction's", id, ep)}
+	case err == nil:
+		return ok(check, "GetFunction of %s, signed with these credentials, was accepted (invoke endpoint %s)", id, ep)
+	case errors.As(err, &ie) && ie.Status == 401:
+		return Finding{Check: check, Severity: Error, Keys: []string{"invoke.oci.auth", "invoke.oci.config_file", "invoke.oci.profile"},
+			What: fmt.Sprintf("the Functions service refused the signature of GetFunction %s: 401 %s", id, ie.Code),
+			Why:  "every invocation signed with these credentials is refused the same way, and dead-lettered as permanent",
+			Fix:  "check the user and tenancy OCIDs and the fingerprint in the OCI config, that the key's public half is uploaded to that user, and the clock"}
+	case errors.As(err, &ie) && (ie.Status == 403 || ie.Status == 404):
+		f := Finding{Check: check, Severity: Warning, Keys: []string{"invoke.endpoints"},
+			What: fmt.Sprintf("the signature was accepted, but GetFunction %s answered %d %s: the function does not exist or these credentials may not read it", id, ie.Status, ie.Code),
+			Why:  "jobs for a function that is not in invoke.endpoints are dead-lettered as permanent when GetFunction cannot read it",
+			Fix:  "check the OCID, or allow the principal to read functions (allow ... to read fn-function in compartment ...), or list its endpoint in invoke.endpoints"}
+		if listed != "" {
+			f.Severity, f.Keys, f.Why, f.Fix = Info, nil, "not needed while its endpoint is listed in invoke.endpoints", ""
+		}
+		return f
+	}
+	return Finding{Check: check, Severity: Warning, Keys: []string{"invoke.management_endpoint"},
+		What: fmt.Sprintf("GetFunction %s failed: %v", id, err),
+		Why:  "functions not listed in invoke.endpoints are looked up this way: their jobs would be retried as network errors",
+		Fix:  "check the management endpoint's reachability from here (see the endpoint checks)"}
+}
+
+// firstFunction is the first function of invoke.endpoints (with its listed
+// endpoint), else of the routes.
+func firstFunction(c config.Config) (id, listed string) {
+	if ids := sortedIDs(c.Invoke.Endpoints); len(ids) > 0 {
+		return ids[0], c.Invoke.Endpoints[ids[0]]
+	}
+	for _, r := range c.Routes {
+		if len(r.Functions) > 0 {
+			return r.Functions[0], ""
+		}
+	}
+	return "", ""
 }
