@@ -55,7 +55,7 @@ func checkEndpoints(ctx context.Context, c config.Config, o Options, region stri
 	for _, t := range targets {
 		f := checkEndpoint(ctx, c, o, t.label, t.key, t.raw)
 		res.findings = append(res.findings, f)
-		if f.Severity == OK || f.Severity == Warning {
+		if f.Severity == OK || f.Severity == Warning || f.Severity == Info {
 			if strings.HasPrefix(t.raw, "https://") {
 				https = append(https, t.raw)
 			} else {
@@ -75,6 +75,14 @@ func checkEndpoint(ctx context.Context, c config.Config, o Options, label, key, 
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
 		return fail(fmt.Sprintf("%q is not a URL", raw), "no job for it can be sent", "write the endpoint as https://host")
+	}
+	// Through a proxy, the worker never resolves or dials the endpoint
+	// itself: a direct attempt from here would prove nothing.
+	if req, err := http.NewRequest(http.MethodHead, raw, nil); err == nil {
+		if proxy, err := o.Proxy(req); err == nil && proxy != nil {
+			return Finding{Check: check, Severity: Info,
+				What: fmt.Sprintf("%s: %s is reached through the proxy %s (HTTPS_PROXY, HTTP_PROXY): DNS and TLS not checked from here; the clock check goes through it", label, u.Host, proxy.Redacted())}
+		}
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
@@ -130,7 +138,7 @@ func checkClock(ctx context.Context, c config.Config, o Options, reachable []str
 	}
 	client := &http.Client{
 		Timeout:   c.Invoke.Timeout.Connect + c.Invoke.Timeout.Read,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}, Proxy: o.Proxy},
 		// The Date of the first answer is all that is wanted.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

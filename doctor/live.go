@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"net"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/invoke-worker/worker/config"
@@ -21,6 +23,9 @@ type Options struct {
 	Resolver *net.Resolver
 	// Now is the local clock compared with servers'. Default time.Now.
 	Now func() time.Time
+	// Proxy says which proxy reaches an endpoint, as the worker's client
+	// does. Default http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // Run checks c: Static, then, unless o.Offline, the live system. Secrets
@@ -33,6 +38,9 @@ func Run(ctx context.Context, c config.Config, o Options) Report {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Proxy == nil {
+		o.Proxy = http.ProxyFromEnvironment
 	}
 	r := Static(c)
 	if o.Offline {

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,6 +265,32 @@ func TestLiveEndpointTLS(t *testing.T) {
 	f = find(t, runLive(t, l.cfg, doctor.Options{RootCAs: roots, Now: soon}), "endpoint", doctor.Warning)
 	if !strings.Contains(f.What, "expires") {
 		t.Errorf("what = %q", f.What)
+	}
+}
+
+// Behind a proxy the worker never dials the endpoint itself, so neither
+// does the doctor: no DNS or TLS failure is reported for a host only the
+// proxy can reach, and the clock is read through the proxy.
+func TestLiveEndpointBehindAProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1) // a HEAD through an HTTP proxy arrives in absolute form
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, _ := url.Parse(proxy.URL)
+	l := startLive(t)
+	l.cfg.Invoke.Endpoints = map[string]string{fn: "http://only-the-proxy-knows.invalid"}
+	l.cfg.Invoke.ManagementEndpoint = ""
+	l.cfg.Invoke.OCI.Auth = "none"
+	r := runLive(t, l.cfg, doctor.Options{Proxy: func(*http.Request) (*url.URL, error) { return proxyURL, nil }})
+	f := find(t, r, "endpoint", doctor.Info)
+	if !strings.Contains(f.What, "through the proxy "+proxy.URL) {
+		t.Errorf("what = %q", f.What)
+	}
+	find(t, r, "clock", doctor.OK)
+	if proxied.Load() == 0 {
+		t.Error("the clock was not read through the proxy")
 	}
 }
 

@@ -2,9 +2,9 @@ package doctor
 
 import (
 	"context"
-	"errors"
 	"crypto/md5"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
