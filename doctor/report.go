@@ -105,7 +105,7 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.Failed() {
 		verdict = "something is wrong"
 	}
-	fmt.Fprintf(&b, "\n%d errors, %d warnings: %s\n", r.Errors, r.Warnings, verdict)
+	fmt.Fprintf(&b, "\n%s, %s: %s\n", count(r.Errors, "error"), count(r.Warnings, "warning"), verdict)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -134,3 +134,10 @@ func (r *Report) scrub(secrets []string) {
 }
 
 const redacted = "REDACTED"
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
