@@ -130,6 +130,24 @@ func TestLiveConsumerThatDiffersSaysTheServerWins(t *testing.T) {
 	}
 }
 
+func TestLiveRouteStreamThatDoesNotExist(t *testing.T) {
+	l := startLive(t)
+	if _, err := l.nats.JS.CreateStream(context.Background(), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.cfg.Routes = []config.Route{
+		{Name: "orders", Stream: "ORDERS", Functions: []string{fn}},
+		{Name: "typo", Stream: "ORDRES", Functions: []string{fn}},
+		{Name: "created", Stream: "CREATED", StreamSubjects: []string{"created.>"}, Functions: []string{fn}},
+	}
+	r := runLive(t, l.cfg, doctor.Options{})
+	find(t, r, "route.orders", doctor.OK)
+	find(t, r, "route.created", doctor.Info)
+	if f := find(t, r, "route.typo", doctor.Error); !strings.Contains(f.What, "ORDRES does not exist") {
+		t.Errorf("what = %q", f.What)
+	}
+}
+
 func TestLiveServerMaxPayloadBelowTheRequestLimit(t *testing.T) {
 	l := startLive(t, testenv.MaxPayload(1<<20))
 	f := find(t, runLive(t, l.cfg, doctor.Options{}), "nats.max_payload", doctor.Warning)

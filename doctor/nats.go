@@ -75,7 +75,31 @@ func checkNATS(ctx context.Context, c config.Config) []Finding {
 		}, objectFields))
 	}
 	out = append(out, checkConsumer(ctx, js, c, topo))
+	for _, rt := range c.Routes {
+		out = append(out, checkRouteStream(ctx, js, rt))
+	}
 	return out
+}
+
+// checkRouteStream: a route's event stream must exist unless the route
+// may create it (stream_subjects), or the worker fails at start-up.
+func checkRouteStream(ctx context.Context, js jetstream.JetStream, rt config.Route) Finding {
+	check := "route." + rt.Name
+	s, err := js.Stream(ctx, rt.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && len(rt.StreamSubjects) > 0:
+		return Finding{Check: check, Severity: Info, What: fmt.Sprintf("route %s: stream %s does not exist yet: the first worker creates it with %s", rt.Name, rt.Stream, strings.Join(rt.StreamSubjects, ", "))}
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return Finding{Check: check, Severity: Error, Keys: []string{"routes[].stream", "routes[].stream_subjects"},
+			What: fmt.Sprintf("route %s: its event stream %s does not exist", rt.Name, rt.Stream),
+			Why:  "the worker fails at start-up: a route without stream_subjects only reads a stream that exists",
+			Fix:  fmt.Sprintf("create %s (nats stream add), fix the route's stream name, or give the route stream_subjects so the worker creates it", rt.Stream)}
+	case err != nil:
+		return Finding{Check: check, Severity: Error, What: fmt.Sprintf("route %s: stream %s: %v", rt.Name, rt.Stream, err),
+			Why: "the worker reads it at start-up", Fix: "check the account's JetStream permissions for the stream"}
+	}
+	st := s.CachedInfo().State
+	return ok(check, "route %s: stream %s exists (%d events)", rt.Name, rt.Stream, st.Msgs)
 }
 
 func checkServerPayload(c config.Config, maxPayload int64) Finding {
