@@ -67,10 +67,10 @@ func makePlan(c config.Config) plan {
 		if len(p.pauses) < 64 {
 			p.pauses = append(p.pauses, d)
 		}
-		longest += min(time.Duration(float64(d)*(1+r.Randomization)), r.MaxInterval)
+		longest = satAdd(longest, min(time.Duration(float64(d)*(1+r.Randomization)), r.MaxInterval))
 		if d >= r.MaxInterval {
 			// The rest are all at the cap: no need to walk a million attempts.
-			longest += time.Duration(r.MaxAttempts-1-i) * r.MaxInterval
+			longest = satAdd(longest, satMul(r.MaxInterval, r.MaxAttempts-1-i))
 			break
 		}
 		d = time.Duration(math.Min(float64(d)*r.Multiplier, float64(r.MaxInterval)))
@@ -79,7 +79,7 @@ func makePlan(c config.Config) plan {
 	if c.Invoke.Timeout.Total > 0 {
 		p.attempt = min(p.attempt, c.Invoke.Timeout.Total)
 	}
-	p.budget = time.Duration(r.MaxAttempts)*p.attempt + longest
+	p.budget = satAdd(satMul(p.attempt, r.MaxAttempts), longest)
 	if r.MaxElapsed > 0 && r.MaxElapsed+p.attempt < p.budget {
 		p.budget, p.budgetByElapsed = r.MaxElapsed+p.attempt, true
 	}
@@ -226,4 +226,20 @@ func topology(c config.Config) queue.Topology {
 		JobBodies:       c.Streams.JobBodies,
 		ResultBodies:    c.Streams.ResultBodies,
 	}.WithDefaults()
+}
+
+// satAdd and satMul saturate instead of overflowing, for budgets built
+// from absurd values (a million attempts of an hour each).
+func satAdd(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func satMul(d time.Duration, n int) time.Duration {
+	if n > 0 && d > math.MaxInt64/time.Duration(n) {
+		return math.MaxInt64
+	}
+	return d * time.Duration(n)
 }

@@ -53,11 +53,13 @@ func validationFindings(err error, covered map[string]bool) []Finding {
 		return nil
 	}
 	var out []Finding
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
+	// Validate joins one *config.KeyError per problem; a KeyError alone
+	// also unwraps to a list (ErrInvalid and its cause), so it is not split.
+	errs := []error{err}
+	if _, single := err.(*config.KeyError); !single {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
 	}
 	for _, e := range errs {
 		var ke *config.KeyError

@@ -99,6 +99,13 @@ func TestStaticChecksFlagSeededMisconfigurations(t *testing.T) {
 			c.Invoke.Endpoints = map[string]string{fn: "https://abc.us-phoenix-1.functions.oci.oraclecloud.com"}
 		}, "abc.us-phoenix-1"},
 		{"config.valid", doctor.Error, func(c *config.Config) { c.Retry.MaxAttempts = 0 }, "retry.max_attempts"},
+		// A budget too large for a time.Duration saturates instead of
+		// wrapping around (this many attempts of 70s wrap to about 7.7h,
+		// which would pass).
+		{"retry.state_retention", doctor.Warning, func(c *config.Config) {
+			c.Retry.MaxElapsed = 0
+			c.Retry.MaxAttempts = 184467720
+		}, "retry.max_elapsed is 0"},
 	} {
 		t.Run(tc.check+"/"+string(tc.sev), func(t *testing.T) {
 			c := shipped(t)
