@@ -43,6 +43,19 @@ func Run(ctx context.Context, c config.Config, o Options) Report {
 		o.Proxy = http.ProxyFromEnvironment
 	}
 	r := Static(c)
+	// Live checks still run on a configuration Validate refuses (whether
+	// NATS and the credentials work is worth knowing all the same), with
+	// the defaults for timeouts it has no usable value of.
+	d := config.Default()
+	for _, t := range []struct{ v, def *time.Duration }{
+		{&c.NATS.ConnectTimeout, &d.NATS.ConnectTimeout},
+		{&c.Invoke.Timeout.Connect, &d.Invoke.Timeout.Connect},
+		{&c.Invoke.Timeout.Read, &d.Invoke.Timeout.Read},
+	} {
+		if *t.v <= 0 {
+			*t.v = *t.def
+		}
+	}
 	if o.Offline {
 		r.add(Finding{Check: "live", Severity: Skipped, What: "live checks skipped (--offline): NATS, streams, buckets, consumer, OCI credentials, endpoints, clock"})
 	} else {

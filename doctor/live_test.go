@@ -171,6 +171,18 @@ func TestLiveNATSUnreachable(t *testing.T) {
 	find(t, runLive(t, c, doctor.Options{}), "nats.connect", doctor.Skipped)
 }
 
+// A configuration the worker refuses still gets its live checks, with
+// default timeouts where its own are unusable.
+func TestLiveChecksRunOnAConfigurationWithUnusableTimeouts(t *testing.T) {
+	l := startLive(t)
+	l.cfg.NATS.ConnectTimeout = 0
+	l.cfg.Invoke.Timeout.Connect = -time.Second
+	r := runLive(t, l.cfg, doctor.Options{})
+	find(t, r, "config.valid", doctor.Error)
+	find(t, r, "nats.connect", doctor.OK)
+	find(t, r, "endpoint", doctor.OK)
+}
+
 func TestLiveJetStreamDisabled(t *testing.T) {
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
