@@ -35,8 +35,9 @@ func newSlot() *slot {
 // handle runs one delivery from parse to acknowledgement, using s for its
 // heartbeat and scratch space: examine finds out what happened, decide
 // says what follows, settle carries it out. It never panics out: a panic
-// is an outcome like any other.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool, s *slot) {
+// is an outcome like any other. due is when the job's next ack extension
+// is owed (zero: one ProgressInterval from now).
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, due time.Time, stopping bool, s *slot) {
 	w.inFlight.Add(1)
 	w.metrics.inFlightAdd(1)
 	defer func() {
@@ -44,7 +45,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, stopping bool, s
 		w.metrics.inFlightAdd(-1)
 	}()
 	hb := &s.hb
-	hb.start(msg, w.cfg.Now(), w.cfg.ProgressInterval)
+	if due.IsZero() {
+		hb.start(msg, w.cfg.Now(), w.cfg.ProgressInterval)
+	} else {
+		hb.startAt(msg, due)
+	}
 	defer hb.stop()
 	var o outcome
 	defer func() {

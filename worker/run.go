@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,10 +23,10 @@ import (
 // JetStream, which redelivers it after its ack wait. A job handed over as
 // the stop came is given back, never started.
 //
-// Concurrency goroutines each take the next job only when they are free;
-// the client library keeps Prefetch more on their way, so a free goroutine
-// never waits for a round trip. Those few are the only jobs whose ack
-// deadline runs while they wait (see Config.Prefetch). The goroutines live
+// Concurrency goroutines each take the next job from the intake when they
+// are free; feed keeps up to Prefetch more waiting there, so a free
+// goroutine never waits for a round trip. Waiting jobs have their ack
+// deadlines extended like running ones (see intake). The goroutines live
 // as long as Run: a goroutine per job would grow a fresh stack for every
 // HTTP call.
 func (w *Worker) Run(ctx context.Context) error {
@@ -37,6 +39,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.running.Store(false)
 	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("prefetch", w.cfg.Prefetch).Bool("waits_hold_no_slot", w.waits()).Msg("worker started")
 
+	in := newIntake(w.cfg.Concurrency, w.cfg.Prefetch)
 	slots := make([]*slot, w.cfg.Concurrency)
 	hbs := make([]*heartbeat, len(slots))
 	for i := range slots {
@@ -46,47 +49,44 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Extensions go on while draining: in-flight jobs still run then.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	background.Go(func() { w.sweepHeartbeats(bgCtx, hbs) })
+	background.Go(func() { w.sweepHeartbeats(bgCtx, hbs, in) })
 	if w.deps.Sampler != nil {
 		background.Go(func() { w.sample(bgCtx) })
 	}
 	defer func() { stopBackground(); background.Wait() }()
 
-	// The client library delivers one job at a time and asks the server
-	// for more only once it was taken: a job waits here until a goroutine
-	// is free, and while it waits no more are pulled than Prefetch.
-	handoff := make(chan jetstream.Msg)
 	var (
 		handBack       sync.WaitGroup
 		handBackMu     sync.Mutex
 		handBackClosed bool // set once Run waits for handBack
 	)
-	deliver := func(msg jetstream.Msg) {
-		if ctx.Err() == nil {
-			select {
-			case handoff <- msg:
-				return
-			case <-ctx.Done():
-			}
-		}
-		// Stopping: on its way but not started. Straight back to
-		// JetStream, holding no slot, so it does not wait behind
-		// invocations still running; no invocation, so no heartbeat,
-		// and a slot of its own that the sweeper does not visit.
+	// giveBack hands a job that has not started straight back to
+	// JetStream, holding no slot, so it does not wait behind invocations
+	// still running; no invocation, so no heartbeat, and a slot of its
+	// own that the sweeper does not visit.
+	giveBack := func(msg jetstream.Msg) {
 		handBackMu.Lock()
 		defer handBackMu.Unlock()
 		if handBackClosed {
-			// Later than the drain allows (feed gave up waiting):
-			// never acknowledged, so JetStream redelivers it after
-			// its ack wait.
+			// Later than the drain allows: never acknowledged, so
+			// JetStream redelivers it after its ack wait.
 			return
 		}
-		handBack.Go(func() { w.handle(workCtx, msg, true, newSlot()) })
+		handBack.Go(func() { w.handle(workCtx, msg, time.Time{}, true, newSlot()) })
+	}
+	arrive := func(msg jetstream.Msg) {
+		if ctx.Err() != nil {
+			// Stopping: on its way but not started.
+			in.arrivedElsewhere()
+			giveBack(msg)
+			return
+		}
+		in.put(msg, w.cfg.Now(), w.cfg.ProgressInterval)
 	}
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		w.feed(ctx, deliver)
+		w.feed(ctx, in, arrive)
 	}()
 	var wg sync.WaitGroup
 	for _, s := range slots {
@@ -95,10 +95,12 @@ func (w *Worker) Run(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case msg := <-handoff:
+				case p := <-in.ready:
 					// A stop may have come while the job was handed over:
 					// it must not start then.
-					w.handle(workCtx, msg, ctx.Err() != nil, s)
+					due := in.take(p)
+					w.handle(workCtx, p.msg, due, ctx.Err() != nil, s)
+					in.done()
 				}
 			}
 		})
@@ -109,7 +111,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	timer := time.NewTimer(w.cfg.DrainTimeout)
 	defer timer.Stop()
 	w.draining.Store(true)
-	<-fed // every job that was on its way is running or handed back (bounded by drainWait)
+	<-fed // every pull has ended: what it brought is queued or handed back (bounded by drainWait)
+	// What still waits goes back; a slot that takes one first (it may,
+	// until it sees the stop) gives it back too.
+	for waiting := true; waiting; {
+		select {
+		case p := <-in.ready:
+			in.take(p)
+			giveBack(p.msg)
+		default:
+			waiting = false
+		}
+	}
 	handBackMu.Lock()
 	handBackClosed = true
 	handBackMu.Unlock()
@@ -134,7 +147,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info().Msg("worker stopped")
 	return nil
 }
-
 // StopBound is the longest Run takes to return once its context is
 // cancelled: max(5s, DrainTimeout) + SettleTimeout + 1s.
 func (c Config) StopBound() time.Duration {
@@ -143,68 +155,108 @@ func (c Config) StopBound() time.Duration {
 }
 
 // drainWait bounds how long a stopping worker waits for the jobs already on
-// their way to it.
+// their way to it: the pulls it sent expire by then.
 const drainWait = 5 * time.Second
 
-// feed keeps the shared consumer's jobs coming to deliver until ctx is
-// done: it binds to the consumer, binds again (creating the consumer
-// again) when it is lost, and on stop drains what is on its way.
-func (w *Worker) feed(ctx context.Context, deliver func(jetstream.Msg)) {
+// pullExpiry is how long one pull request waits at the server for jobs.
+// The client library gives up on a pull a second after its expiry, so a
+// stopping worker's last pulls end within drainWait. An idle worker sends
+// one such request every pullExpiry.
+const pullExpiry = drainWait - time.Second
+
+// feed pulls the shared consumer's jobs into arrive until ctx is done:
+// a pull asks for as many jobs as the intake has room for, and a new one
+// goes out once there is room for at least Prefetch/2 more, so pulls
+// overlap and a busy worker's slots never wait for a round trip. It binds
+// to the consumer, and binds again (creating the consumer again) when a
+// pull says it is lost. On stop it sends no more pulls and waits for those
+// on their way: what they bring reaches arrive, which hands it back.
+func (w *Worker) feed(ctx context.Context, in *intake, arrive func(jetstream.Msg)) {
+	var pulls sync.WaitGroup
+	defer pulls.Wait()
+	lost := make(chan error, 1)
+	maxBytes := max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))
+	var cons jetstream.Consumer
 	failures := 0
+	pause := func() {
+		failures++
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+		}
+	}
 	for ctx.Err() == nil {
-		cc, err := w.bind(ctx, deliver)
-		if err != nil {
+		select {
+		case err := <-lost:
 			w.bound.Store(false)
 			w.metrics.fetchError()
-			w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
-			failures++
+			w.log.Warn().Err(err).Msg("job consumer lost; binding again")
+			cons = nil
+			pause()
+			continue
+		default:
+		}
+		if cons == nil {
+			c, err := w.deps.Consumer(ctx)
+			if err != nil {
+				w.bound.Store(false)
+				w.metrics.fetchError()
+				w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
+				pause()
+				continue
+			}
+			cons = c
+			w.bound.Store(true)
+		}
+		n := in.reserve()
+		if n == 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+			case <-in.room:
+			case err := <-lost:
+				lost <- err // seen at the top of the loop
 			}
 			continue
 		}
-		failures = 0
-		w.bound.Store(true)
-		select {
-		case <-cc.Closed():
-			// Deleted under us, or stopped for good: bind again.
-			w.bound.Store(false)
-			w.log.Warn().Msg("job consumer lost; binding again")
-		case <-ctx.Done():
-			// What is already here reaches deliver, which hands it back.
-			cc.Drain()
-			select {
-			case <-cc.Closed():
-			case <-time.After(drainWait):
-				cc.Stop()
-			}
-			return
-		}
-	}
-}
-
-// bind gets the consumer and starts consuming it into deliver.
-func (w *Worker) bind(ctx context.Context, deliver func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
-	cons, err := w.deps.Consumer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return cons.Consume(deliver,
-		// At most Prefetch jobs, and at most PullMaxBytes in one pull,
-		// so that large bodies never pile up in the server for us.
-		jetstream.PullMaxMessagesWithBytesLimit(w.cfg.Prefetch, max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			// The client carries on (and stops by itself when the
-			// consumer is gone, which feed notices).
+		// At most n jobs and at most maxBytes in one pull, so that large
+		// bodies never pile up in the server for us.
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchMaxBytes(maxBytes))
+		if err != nil {
+			in.unrequest(n)
 			w.metrics.fetchError()
-			w.log.Warn().Err(err).Msg("pull failed; the client retries")
-		}),
-	)
+			w.log.Warn().Err(err).Msg("pull failed; retrying")
+			pause()
+			continue
+		}
+		failures = 0
+		pulls.Go(func() {
+			got := 0
+			for msg := range batch.Messages() {
+				got++
+				arrive(msg)
+			}
+			in.unrequest(n - got)
+			if err := batch.Error(); err != nil && !benignPullEnd(err) {
+				select {
+				case lost <- err:
+				default:
+				}
+			}
+		})
+	}
 }
 
-// sweepHeartbeats sends the owed extensions of hbs until ctx is done.
-func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat) {
+// benignPullEnd reports whether err ends a pull without saying anything
+// about the consumer: the server is simply done with the request.
+func benignPullEnd(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) ||
+		errors.Is(err, jetstream.ErrMaxBytesExceeded) || errors.Is(err, jetstream.ErrBatchCompleted) ||
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged)
+}
+
+// sweepHeartbeats sends the owed extensions of the running jobs (hbs) and
+// of the jobs waiting in the intake until ctx is done.
+func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat, in *intake) {
 	every := w.cfg.ProgressInterval
 	t := time.NewTicker(every / heartbeatSweepsPerInterval)
 	defer t.Stop()
@@ -217,6 +269,7 @@ func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat) {
 			for _, hb := range hbs {
 				hb.beat(now, every)
 			}
+			in.beat(now, every)
 		}
 	}
 }
