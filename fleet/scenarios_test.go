@@ -62,22 +62,6 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	l := f.startLoad(ctx, "b", jobsPerScenario)
-	// Known defects of the worker (README, "Scaling out"); the lead's
-	// worker changes fix them, and then these entries go.
-	l.pending = map[defect]string{
-		// Back on the network, the cut-off worker settles jobs it held
-		// that another worker settled meanwhile. A late dead-letter is
-		// now dropped when the job has a result or record; a late
-		// success after another worker's dead-letter is still stored
-		// (a result and a record for one job): the hot path does not
-		// look for records.
-		bothOutcomes: "a cut-off worker's late success after another worker dead-lettered the job",
-		// An attempt made while cut off is not recorded in the job's
-		// state (NATS is unreachable), so the job's next delivery
-		// elsewhere makes it again: sometimes one more call than
-		// retry.max_attempts.
-		overAttempts: "an attempt made by a cut-off worker is not counted",
-	}
 	l.waitSettled(ctx, jobsPerScenario/5)
 
 	w := f.workers[1]

@@ -134,6 +134,11 @@ type Config struct {
 	// once its fate is decided; it runs even while stopping, since the
 	// invocation already happened. Defaults to 30s.
 	SettleTimeout time.Duration
+	// AckWait is the shared consumer's ack wait. With Deps.Reach it lets
+	// the worker tell when it lost NATS long enough for the jobs it holds
+	// to be redelivered to another worker (see reach.go). 0: unknown, and
+	// the worker does not look.
+	AckWait time.Duration
 	// OwnSubjects are the subject patterns of the product's own streams
 	// (jobs, results, dead letters, waiting copies). A job whose
 	// Invoke-Reply-To falls in one is invalid: its reply would be stored

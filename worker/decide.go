@@ -41,6 +41,12 @@ const (
 	// and stored its mark, then stopped short of acknowledging (crash, lost
 	// ack): finish that wait, never run the job here.
 	actResumeWait
+	// actLeave: the worker lost NATS long enough for the job to be
+	// redelivered to another worker (see reach.go): neither start it nor
+	// store a waiting copy nor give it back, any of which could run it
+	// twice or lose the other worker's count. JetStream redelivers it
+	// after its ack wait if nobody else has it; the delivery is charged.
+	actLeave
 )
 
 func (a action) String() string {
@@ -61,6 +67,8 @@ func (a action) String() string {
 		return "acknowledge"
 	case actResumeWait:
 		return "resume-wait"
+	case actLeave:
+		return "leave"
 	}
 	return "unknown"
 }
@@ -85,6 +93,8 @@ func (a action) logMessage() string {
 		return "job already completed (its acknowledgement was lost); acknowledged without invoking again"
 	case actResumeWait:
 		return "job wait resumed"
+	case actLeave:
+		return "job left to JetStream: NATS was out of reach while this worker held it, and another worker may have it"
 	}
 	return "job"
 }
@@ -102,6 +112,9 @@ type outcome struct {
 	// markUnreadable: the state bucket could not say whether an earlier
 	// delivery set this job waiting.
 	markUnreadable error
+	// lapsed: NATS was out of reach, while this worker held the delivery,
+	// long enough for it to be redelivered to another worker.
+	lapsed bool
 
 	parseErr   error         // the job is invalid
 	spent      bool          // the budget was spent before this delivery
@@ -163,8 +176,23 @@ type policy struct {
 
 // decide is the one place where a delivery's outcome becomes its fate.
 // Cases go from the message's own state, through the job's fault and the
-// service's answer, to the budget; the first that applies wins.
+// service's answer, to the budget; the first that applies wins. A
+// delivery held across a lapse of NATS (o.lapsed) may since belong to
+// another worker: only a result or a record, both stored once whoever
+// stores them, may follow it; anything else leaves the job to JetStream.
 func decide(o outcome, p policy) decision {
+	d := judge(o, p)
+	if o.lapsed {
+		switch d.action {
+		case actRetry, actDefer, actRelease, actHandBack:
+			return decision{action: actLeave, status: d.status, cause: "NATS out of reach during the attempt; would have: " + d.action.String(), attempts: d.attempts}
+		}
+	}
+	return d
+}
+
+// judge is decide before the lapsed rule.
+func judge(o outcome, p policy) decision {
 	var status int
 	var ie *invoke.Error
 	if errors.As(o.err, &ie) {
@@ -195,6 +223,8 @@ func decide(o outcome, p policy) decision {
 		return decision{action: actResumeWait, delay: o.resume.Until.Sub(o.now), cause: o.resume.Cause, attempts: o.resume.Attempts, defers: o.resume.Defers}
 	case o.completed:
 		return decision{action: actAcknowledge}
+	case o.lapsed && !o.made:
+		return decision{action: actLeave, cause: "NATS out of reach before the attempt", attempts: attempts}
 	case o.parseErr != nil:
 		d := dead(dlq.ReasonInvalid, o.parseErr.Error())
 		d.attempts = 0

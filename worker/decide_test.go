@@ -96,6 +96,23 @@ func TestDecideEveryRow(t *testing.T) {
 		{"deadline would pass", outcome{made: true, err: e503, attempt: 2, job: soon, now: now},
 			decision{action: actDeadLetter, reason: dlq.ReasonExpired, status: 503, attempts: 2,
 				cause: "deadline 2026-12-07T12:00:01Z would pass before the next attempt, after 2 attempts: " + e503.Error()}},
+		// Held across a lapse of NATS: the job may be another worker's
+		// by now. A result or a record still follows (each stored once,
+		// and checked against what another worker stored); nothing else.
+		{"lapsed before the attempt", outcome{lapsed: true, attempt: 2, job: fresh},
+			decision{action: actLeave, cause: "NATS out of reach before the attempt", attempts: 1}},
+		{"lapsed, completed", outcome{lapsed: true, made: true, resp: ok, attempt: 2, job: fresh},
+			decision{action: actComplete, status: 200, attempts: 2}},
+		{"lapsed, retry", outcome{lapsed: true, made: true, err: e503, attempt: 2, job: fresh, now: now},
+			decision{action: actLeave, status: 503, cause: "NATS out of reach during the attempt; would have: retry", attempts: 2}},
+		{"lapsed, deferred", outcome{lapsed: true, deferCause: causeBreakerOpen, attempt: 1},
+			decision{action: actLeave, cause: "NATS out of reach before the attempt"}},
+		{"lapsed, interrupted", outcome{lapsed: true, made: true, err: fmt.Errorf("%w: ctx", errInterrupted), attempt: 1},
+			decision{action: actLeave, cause: "NATS out of reach during the attempt; would have: release", attempts: 1}},
+		{"lapsed, exhausted", outcome{lapsed: true, made: true, err: e503, attempt: 3, job: fresh},
+			decision{action: actDeadLetter, reason: dlq.ReasonExhausted, status: 503, attempts: 3, cause: "gave up after 3 attempts: " + e503.Error()}},
+		{"lapsed, already completed", outcome{lapsed: true, completed: true, attempt: 2},
+			decision{action: actAcknowledge}},
 	}
 	p := testPolicy()
 	for _, r := range rows {

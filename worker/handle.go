@@ -35,9 +35,10 @@ func newSlot() *slot {
 // handle runs one delivery from parse to acknowledgement, using s for its
 // heartbeat and scratch space: examine finds out what happened, decide
 // says what follows, settle carries it out. It never panics out: a panic
-// is an outcome like any other. due is when the job's next ack extension
-// is owed (zero: one ProgressInterval from now).
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, due time.Time, stopping bool, s *slot) {
+// is an outcome like any other. arrived is when the job reached this
+// worker; due is when its next ack extension is owed (zero: one
+// ProgressInterval from now).
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, arrived, due time.Time, stopping bool, s *slot) {
 	w.inFlight.Add(1)
 	w.metrics.inFlightAdd(1)
 	defer func() {
@@ -60,7 +61,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, due time.Time, s
 			w.settle(msg, po, decide(po, w.policy), s)
 		}
 	}()
-	o = w.examine(ctx, msg, stopping)
+	o = w.examine(ctx, msg, arrived, stopping)
+	o.lapsed = o.lapsed || w.lapsedSince(arrived)
 	o.now = w.cfg.Now()
 	d := decide(o, w.policy)
 	hb.stop()
@@ -102,7 +104,7 @@ func (w *Worker) settleAside(msg jetstream.Msg, o outcome, d decision) bool {
 
 // examine reads the delivery, checks what must be checked before an
 // attempt and makes it, and returns what happened.
-func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) outcome {
+func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, arrived time.Time, stopping bool) outcome {
 	var o outcome
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -161,6 +163,10 @@ func (w *Worker) examine(ctx context.Context, msg jetstream.Msg, stopping bool) 
 		}
 	}
 	o.attempt = max(1, ws.attempts+int(meta.NumDelivered)-o.freeDeliveries)
+	if o.lapsed = w.lapsedSince(arrived); o.lapsed {
+		// Another worker may be running it now.
+		return o
+	}
 	w.try(ctx, &o, stopping)
 	return o
 }
@@ -176,27 +182,31 @@ func (w *Worker) checkReplyTo(subject string) error {
 }
 
 // settledElsewhere says whether j already has an outcome stored ("result"
-// or "record"), "" if not. Only the dead-letter path asks: two lookups on
-// the slow path, none on the hot one.
-func (w *Worker) settledElsewhere(ctx context.Context, j job.Job) string {
+// or "record"), "" if not, and an error when the dead-letter stream could
+// not be read. Only slow paths ask (a dead-letter, a result held across a
+// lapse of NATS): two lookups, none on the hot path.
+func (w *Worker) settledElsewhere(ctx context.Context, j job.Job) (string, error) {
 	if j.ID == "" {
-		return ""
+		return "", nil
 	}
 	if w.completedBefore(ctx, j) {
-		return "result"
+		return "result", nil
 	}
 	if w.deps.StoredRecords == nil {
-		return ""
+		return "", nil
 	}
 	m, err := w.deps.StoredRecords.GetLastMsgForSubject(ctx, w.cfg.DLQPrefix+".*."+j.ID)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil
+	}
 	if err != nil {
-		return ""
+		return "", err
 	}
 	seen, err := time.Parse(job.TimeFormatMillis, m.Header.Get(job.HeaderFirstSeenAt))
 	if err == nil && !seen.Before(j.StoreAt.Truncate(time.Millisecond)) {
-		return "record"
+		return "record", nil
 	}
-	return ""
+	return "", nil
 }
 
 // completedBefore reports whether a result of j is already stored. A

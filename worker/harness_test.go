@@ -44,6 +44,10 @@ type harness struct {
 	source worker.ConsumerSource
 	// sampler wires the consumer-state gauges.
 	sampler bool
+	// conn, when set, is the worker's own connection to NATS (through a
+	// testenv.Proxy, say) instead of the shared one; the worker then
+	// watches its reach (Deps.Reach).
+	conn *nats.Conn
 }
 
 // consumerSampler reads the consumer's state for the worker's gauges.
@@ -115,11 +119,22 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 	}
 	topo := h.nats.Topology
 	cfg.ResultsStream, cfg.ResultsPrefix = topo.ResultsStream, topo.ResultsPrefix
-	state, err := queue.EnsureStateStore(context.Background(), h.nats.JS, "", time.Hour, 1)
+	nc, js := h.nats.Conn, h.nats.JS
+	cons := h.nats.Consumer
+	var reach worker.Reach
+	if h.conn != nil {
+		nc, reach = h.conn, h.conn
+		if js, err = jetstream.New(nc); err != nil {
+			t.Fatal(err)
+		}
+		if cons, err = js.Consumer(context.Background(), topo.JobsStream, topo.Durable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state, err := queue.EnsureStateStore(context.Background(), js, "", time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons := h.nats.Consumer
 	source := h.source
 	if source == nil {
 		source = func(context.Context) (jetstream.Consumer, error) { return cons, nil }
@@ -132,13 +147,14 @@ func (h *harness) startWorker(cfg worker.Config, signer invoke.Signer) {
 		Sampler:       sampler,
 		Consumer:      source,
 		State:         state,
-		StoredResults: resultsStream(t, h.nats),
-		StoredRecords: dlqStream(t, h.nats),
+		StoredResults: stream(t, js, topo.ResultsStream),
+		StoredRecords: stream(t, js, topo.DLQStream),
 		Invoker:       client,
-		Results:       h.nats.JS,
-		DeadLetters:   dlq.NewWriter(h.nats.JS, topo.DLQStream, topo.DLQPrefix),
-		Replies:       h.nats.Conn,
-		Waits:         h.nats.JS,
+		Results:       js,
+		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
+		Replies:       nc,
+		Waits:         js,
+		Reach:         reach,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -246,18 +262,9 @@ func (h *harness) replaceWorker(cfg worker.Config, readTimeout time.Duration) {
 	h.startWorker(cfg, testenv.Signer(h.t, h.creds))
 }
 
-func resultsStream(t *testing.T, n *testenv.NATS) jetstream.Stream {
+func stream(t *testing.T, js jetstream.JetStream, name string) jetstream.Stream {
 	t.Helper()
-	s, err := n.JS.Stream(context.Background(), n.Topology.ResultsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func dlqStream(t *testing.T, n *testenv.NATS) jetstream.Stream {
-	t.Helper()
-	s, err := n.JS.Stream(context.Background(), n.Topology.DLQStream)
+	s, err := js.Stream(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

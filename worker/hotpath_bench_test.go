@@ -119,7 +119,7 @@ func BenchmarkHandle(b *testing.B) {
 				Timestamp:    time.Now(),
 			},
 		}
-		w.handle(ctx, msg, time.Time{}, false, s)
+		w.handle(ctx, msg, time.Now(), time.Time{}, false, s)
 		if !msg.acked {
 			b.Fatal("job not acknowledged")
 		}

@@ -34,8 +34,9 @@ type intake struct {
 
 // pulled is one job waiting in the intake, with its own heartbeat.
 type pulled struct {
-	msg jetstream.Msg
-	hb  heartbeat
+	msg     jetstream.Msg
+	arrived time.Time // when the pull that brought it was sent
+	hb      heartbeat
 }
 
 func newIntake(concurrency, prefetch int) *intake {
@@ -73,10 +74,11 @@ func (in *intake) unrequest(n int) {
 	in.signal()
 }
 
-// put queues an arrived job, its ack deadline extended from now on. It
-// never blocks: the job's place was reserved when it was requested.
-func (in *intake) put(msg jetstream.Msg, now time.Time, every time.Duration) {
-	p := &pulled{msg: msg}
+// put queues an arrived job, held since asked (when its pull was sent),
+// its ack deadline extended from now on. It never blocks: the job's place
+// was reserved when it was requested.
+func (in *intake) put(msg jetstream.Msg, asked, now time.Time, every time.Duration) {
+	p := &pulled{msg: msg, arrived: asked}
 	p.hb.start(msg, now, every)
 	in.mu.Lock()
 	in.requested--

@@ -29,6 +29,7 @@ type metrics struct {
 	nakFails    prometheus.Counter
 	ackFails    prometheus.Counter
 	fetchErrors prometheus.Counter
+	reachLapses prometheus.Counter
 
 	consumerPending    prometheus.Gauge
 	consumerAckPending prometheus.Gauge
@@ -117,6 +118,10 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 			Name: "invoke_worker_ack_failures_total",
 			Help: "Acknowledgements that failed after the job's result, record or copy was stored; the redelivery finds it.",
 		}),
+		reachLapses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "invoke_worker_nats_reach_lapses_total",
+			Help: "Times NATS was out of reach long enough for held jobs to be redelivered elsewhere.",
+		}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "invoke_worker_fetch_errors_total",
 			Help: "Failed pull requests on the jobs consumer.",
@@ -143,7 +148,7 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 	m.completed = m.jobs.WithLabelValues("completed")
 	m.attempt2xx = m.attempts.WithLabelValues("2xx")
 	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.transitions, m.deferred,
-		m.waits, m.resumes, m.waitFails, m.nakFails, m.ackFails, m.fetchErrors,
+		m.waits, m.resumes, m.waitFails, m.nakFails, m.ackFails, m.fetchErrors, m.reachLapses,
 		m.consumerPending, m.consumerAckPending, m.consumerMaxAck, m.jobsWaiting)
 	return m
 }
@@ -251,6 +256,12 @@ func (m *metrics) ackFailure() {
 func (m *metrics) fetchError() {
 	if m != nil {
 		m.fetchErrors.Inc()
+	}
+}
+
+func (m *metrics) reachLapse() {
+	if m != nil {
+		m.reachLapses.Inc()
 	}
 }
 

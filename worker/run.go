@@ -50,6 +50,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	background.Go(func() { w.sweepHeartbeats(bgCtx, hbs, in) })
+	if w.deps.Reach != nil && w.cfg.AckWait > 0 {
+		background.Go(func() { w.watchReach(bgCtx) })
+	}
 	if w.deps.Sampler != nil {
 		background.Go(func() { w.sample(bgCtx) })
 	}
@@ -64,7 +67,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// JetStream, holding no slot, so it does not wait behind invocations
 	// still running; no invocation, so no heartbeat, and a slot of its
 	// own that the sweeper does not visit.
-	giveBack := func(msg jetstream.Msg) {
+	giveBack := func(msg jetstream.Msg, arrived time.Time) {
 		handBackMu.Lock()
 		defer handBackMu.Unlock()
 		if handBackClosed {
@@ -72,16 +75,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			// JetStream redelivers it after its ack wait.
 			return
 		}
-		handBack.Go(func() { w.handle(workCtx, msg, time.Time{}, true, newSlot()) })
+		handBack.Go(func() { w.handle(workCtx, msg, arrived, time.Time{}, true, newSlot()) })
 	}
-	arrive := func(msg jetstream.Msg) {
+	// arrive takes a job a pull brought. The pull was sent at asked: the
+	// server may have delivered the job any time since, so that is when
+	// the worker holds it from (see lapsedSince).
+	arrive := func(msg jetstream.Msg, asked time.Time) {
 		if ctx.Err() != nil {
 			// Stopping: on its way but not started.
 			in.arrivedElsewhere()
-			giveBack(msg)
+			giveBack(msg, asked)
 			return
 		}
-		in.put(msg, w.cfg.Now(), w.cfg.ProgressInterval)
+		in.put(msg, asked, w.cfg.Now(), w.cfg.ProgressInterval)
 	}
 	fed := make(chan struct{})
 	go func() {
@@ -99,7 +105,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					// A stop may have come while the job was handed over:
 					// it must not start then.
 					due := in.take(p)
-					w.handle(workCtx, p.msg, due, ctx.Err() != nil, s)
+					w.handle(workCtx, p.msg, p.arrived, due, ctx.Err() != nil, s)
 					in.done()
 				}
 			}
@@ -118,7 +124,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case p := <-in.ready:
 			in.take(p)
-			giveBack(p.msg)
+			giveBack(p.msg, p.arrived)
 		default:
 			waiting = false
 		}
@@ -147,6 +153,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info().Msg("worker stopped")
 	return nil
 }
+
 // StopBound is the longest Run takes to return once its context is
 // cancelled: max(5s, DrainTimeout) + SettleTimeout + 1s.
 func (c Config) StopBound() time.Duration {
@@ -171,7 +178,7 @@ const pullExpiry = drainWait - time.Second
 // to the consumer, and binds again (creating the consumer again) when a
 // pull says it is lost. On stop it sends no more pulls and waits for those
 // on their way: what they bring reaches arrive, which hands it back.
-func (w *Worker) feed(ctx context.Context, in *intake, arrive func(jetstream.Msg)) {
+func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream.Msg, asked time.Time)) {
 	var pulls sync.WaitGroup
 	defer pulls.Wait()
 	lost := make(chan error, 1)
@@ -220,6 +227,7 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(jetstream.Msg
 		}
 		// At most n jobs and at most maxBytes in one pull, so that large
 		// bodies never pile up in the server for us.
+		asked := w.cfg.Now()
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchMaxBytes(maxBytes))
 		if err != nil {
 			in.unrequest(n)
@@ -233,7 +241,7 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(jetstream.Msg
 			got := 0
 			for msg := range batch.Messages() {
 				got++
-				arrive(msg)
+				arrive(msg, asked)
 			}
 			in.unrequest(n - got)
 			if err := batch.Error(); err != nil && !benignPullEnd(err) {

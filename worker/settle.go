@@ -34,6 +34,8 @@ func (w *Worker) settle(msg jetstream.Msg, o outcome, d decision, s *slot) {
 		w.settleAcknowledge(ctx, msg, o)
 	case actResumeWait:
 		w.settleResumeWait(ctx, msg, o, d)
+	case actLeave:
+		w.metrics.job("left")
 	}
 	ev.Msg(d.action.logMessage())
 }
@@ -46,7 +48,7 @@ func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
 	switch d.action {
 	case actRetry, actResumeWait:
 		ev = w.log.Info()
-	case actDeadLetter, actRelease:
+	case actDeadLetter, actRelease, actLeave:
 		ev = w.log.Warn()
 	default:
 		ev = w.log.Debug()
@@ -70,6 +72,27 @@ func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
 func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcome, d decision, s *slot, ev *zerolog.Event) *zerolog.Event {
 	j := o.job
 	ev = ev.Str("opc_request_id", o.resp.OpcRequestID)
+	if o.lapsed {
+		// Another worker may have had the job meanwhile. Its result
+		// would be deduplicated with this one; its dead-letter record
+		// stands, and a result beside it would contradict it.
+		by, err := w.settledElsewhere(ctx, j)
+		if err != nil {
+			// Unknown: leave the job to JetStream rather than risk a
+			// result beside a record.
+			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("dead-letter stream not readable after a lapse of NATS; the job is left to JetStream")
+			w.metrics.job("left")
+			return ev
+		}
+		if by != "" {
+			if err := msg.Ack(); err != nil {
+				w.metrics.ackFailure()
+			}
+			w.log.Warn().Str("job_id", j.ID).Str("outcome", by).Msg("job already settled elsewhere; this worker's late result dropped")
+			w.metrics.job("already_settled")
+			return ev
+		}
+	}
 	res := w.resultMsg(j, o.resp, d.attempts, s)
 	err := w.checkResult(ctx, res, j.ID)
 	if err == nil {
@@ -79,7 +102,7 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 		// The function ran but its result is not stored: run it again
 		// later rather than acknowledge and lose it.
 		w.log.Error().Err(err).Str("job_id", j.ID).Str("function", j.FunctionID).Msg("result not stored; job given back")
-		w.giveBack(msg, w.policy.giveBack, j.ID)
+		w.giveBackUnlessLapsed(msg, o, j.ID)
 		w.metrics.job("result_not_stored")
 		return ev
 	}
@@ -102,7 +125,9 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
 	j := o.job
 	ev = ev.Str("reason", string(d.reason))
-	if by := w.settledElsewhere(ctx, j); by != "" {
+	// Not being able to look is no reason to keep a failed job: the
+	// record is stored once whoever stores it.
+	if by, _ := w.settledElsewhere(ctx, j); by != "" {
 		// Another worker settled it while this one held a stale
 		// delivery (cut off from NATS past the ack wait): its outcome
 		// stands; a second one would contradict it.
@@ -116,7 +141,7 @@ func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outc
 	f := dlq.Failure{Reason: d.reason, Error: d.cause, Status: d.status, Attempts: d.attempts, FailedAt: w.cfg.Now(), Worker: w.cfg.ID, History: o.history}
 	if err := w.deps.DeadLetters.DeadLetter(ctx, j, f); err != nil {
 		w.log.Error().Err(err).Str("job_id", j.ID).Str("reason", string(d.reason)).Msg("dead-letter record not stored; job given back")
-		w.giveBack(msg, w.policy.giveBack, j.ID)
+		w.giveBackUnlessLapsed(msg, o, j.ID)
 		w.metrics.job("record_not_stored")
 		return ev
 	}
@@ -232,4 +257,15 @@ func (w *Worker) giveBack(msg jetstream.Msg, delay time.Duration, jobID string) 
 		w.log.Warn().Err(err).Str("job_id", jobID).Dur("delay", delay).Msg("give-back failed; JetStream redelivers the job after its ack wait")
 		w.metrics.nakFailure()
 	}
+}
+
+// giveBackUnlessLapsed gives a job back after a failed store, unless the
+// worker lost NATS while it held the job: the job may be another worker's
+// by now, and a give-back would have it run a third time. JetStream
+// redelivers it after its ack wait otherwise.
+func (w *Worker) giveBackUnlessLapsed(msg jetstream.Msg, o outcome, jobID string) {
+	if o.lapsed {
+		return
+	}
+	w.giveBack(msg, w.policy.giveBack, jobID)
 }

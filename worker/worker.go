@@ -80,6 +80,10 @@ type Deps struct {
 	// Sampler reads the consumer's and the jobs stream's state for the
 	// waiting and ack-pending gauges (queue.Sampler). Optional.
 	Sampler Sampler
+	// Reach confirms the connection to NATS works (*nats.Conn), so that
+	// jobs held while it did not, long enough to be redelivered, are not
+	// settled twice (see reach.go; needs Config.AckWait). Optional.
+	Reach Reach
 }
 
 // Worker runs the invocation loop.
@@ -101,6 +105,10 @@ type Worker struct {
 	bound    atomic.Bool
 	draining atomic.Bool
 	inFlight atomic.Int64
+	// reached and lapsedAt (Unix nanoseconds) are when NATS was last
+	// confirmed reachable, and when the last long lapse of that ended.
+	reached  atomic.Int64
+	lapsedAt atomic.Int64
 }
 
 // New builds a Worker.

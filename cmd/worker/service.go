@@ -307,6 +307,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		// A wait's mark must outlast the original's redelivery, by the
 		// ack wait the consumer has (the server's, when it differs).
 		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*ackWait),
+		AckWait:     ackWait,
 		Metrics:     reg,
 		Logger:      &log,
 	}, worker.Deps{
@@ -321,6 +322,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Bodies:        queue.NewBodies(js, topo),
 		Waits:         js,
 		Sampler:       consumerSampler{js: js, topo: topo},
+		Reach:         nc,
 	})
 	if err != nil {
 		return err
