@@ -59,6 +59,18 @@ func (w *Worker) lapseGap() time.Duration {
 	return max(w.cfg.ProgressInterval, w.cfg.AckWait-2*w.cfg.ProgressInterval)
 }
 
+// reachDoubtful reports whether NATS has not been confirmed reachable for
+// a progress interval: feed sends no pulls then, since a pull sent into a
+// stalled connection reaches the server when it comes back, and what it
+// brings is held across the lapse.
+func (w *Worker) reachDoubtful() bool {
+	if w.deps.Reach == nil || w.cfg.AckWait <= 0 {
+		return false
+	}
+	r := w.reached.Load()
+	return r != 0 && w.cfg.Now().Sub(time.Unix(0, r)) > w.cfg.ProgressInterval
+}
+
 // lapsedSince reports whether the worker lost its reach of NATS long
 // enough for a job it has held since arrived to be redelivered: a lapse
 // ended after arrived, or one is going on now.

@@ -215,6 +215,13 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream
 			cons = c
 			w.bound.Store(true)
 		}
+		if w.reachDoubtful() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.cfg.ProgressInterval / heartbeatSweepsPerInterval):
+			}
+			continue
+		}
 		n := in.reserve()
 		if n == 0 {
 			select {

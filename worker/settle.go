@@ -35,7 +35,7 @@ func (w *Worker) settle(msg jetstream.Msg, o outcome, d decision, s *slot) {
 	case actResumeWait:
 		w.settleResumeWait(ctx, msg, o, d)
 	case actLeave:
-		w.metrics.job("left")
+		w.settleLeave(ctx, o)
 	}
 	ev.Msg(d.action.logMessage())
 }
@@ -220,6 +220,22 @@ func (w *Worker) settleHandBack(ctx context.Context, msg jetstream.Msg, o outcom
 	}
 	w.giveBack(msg, 0, o.job.ID)
 	w.metrics.held(causeShutdown)
+}
+
+// settleLeave leaves the job to JetStream. A delivery that made no
+// attempt is recorded as free, as a hand-back is, so that stale deliveries
+// (a pull sent before the lapse, answered after it) do not spend the
+// job's attempts; the job may be running elsewhere, so nothing else is
+// done. If the record is lost the delivery is charged: fewer attempts,
+// never more.
+func (w *Worker) settleLeave(ctx context.Context, o outcome) {
+	if !o.made && o.job.Seq != 0 {
+		st := jobState{History: o.history, Free: o.freeDeliveries + 1}
+		if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
+			w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("left job not recorded as free; its next delivery counts as an attempt")
+		}
+	}
+	w.metrics.job("left")
 }
 
 func (w *Worker) settleAcknowledge(ctx context.Context, msg jetstream.Msg, o outcome) {
