@@ -13,12 +13,13 @@ import (
 // scenarioTimeout bounds one scenario, fleet start-up included.
 const scenarioTimeout = 8 * time.Minute
 
-// recoveryTarget bounds the time until a crashed worker's jobs have run
-// elsewhere, with default settings (scenario d runs with them, so the
-// figure is the product's): the consumer's ack wait (queue.AckWaitDefault,
-// 20s) and the invocation. The ack wait can be that short because a worker
-// extends the deadline of every job it holds, running or waiting for a
-// slot.
+// recoveryTarget bounds the time until a crashed worker's jobs run again
+// elsewhere (their next invocation begins), with default settings
+// (scenario d runs with them, so the figure is the product's): the
+// consumer's ack wait (queue.AckWaitDefault, 20s) and the redelivery. The
+// ack wait can be that short because a worker extends the deadline of
+// every job it holds, running or waiting for a slot. When they complete
+// is logged too: a job may then wait for its function's share of slots.
 const recoveryTarget = 30 * time.Second
 
 // TestFleetJobsLeaderKilled (scenario a): the node leading the jobs stream
@@ -140,10 +141,10 @@ func TestFleetWorkerKilled(t *testing.T) {
 		t.Fatal("no invocation was in flight when the worker was killed: nothing measured")
 	}
 	bound := recoveryTarget
-	t.Logf("scenario d: %s killed; its %d jobs in flight completed elsewhere after %s (bound %s)",
-		w.id, s.inFlight, s.recovery.Round(100*time.Millisecond), bound)
+	t.Logf("scenario d: %s killed; its %d jobs in flight ran again elsewhere within %s (bound %s), all completed after %s",
+		w.id, s.inFlight, s.recovery.Round(100*time.Millisecond), bound, s.completed.Round(100*time.Millisecond))
 	if s.recovery >= bound {
-		t.Errorf("a killed worker's jobs completed elsewhere after %s, want under %s", s.recovery, bound)
+		t.Errorf("a killed worker's jobs ran again elsewhere after %s, want under %s", s.recovery, bound)
 	}
 	// The fleet is whole again once the killed worker is back.
 	if err := w.c.Start(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 // flush is answered only when the connection works both ways.
 type Reach interface {
 	FlushTimeout(timeout time.Duration) error
+	IsConnected() bool
 }
 
 // A worker cut off from NATS (a partition, a stalled connection) keeps
@@ -59,16 +60,21 @@ func (w *Worker) lapseGap() time.Duration {
 	return max(w.cfg.ProgressInterval, w.cfg.AckWait-2*w.cfg.ProgressInterval)
 }
 
-// reachDoubtful reports whether NATS has not been confirmed reachable for
-// a progress interval: feed sends no pulls then, since a pull sent into a
-// stalled connection reaches the server when it comes back, and what it
-// brings is held across the lapse.
+// reachDoubtful reports whether the connection is down or NATS has not
+// been confirmed reachable for two confirmations in a row: feed sends no
+// pulls then. A pull sent into a stalled connection (or buffered while the
+// client reconnects) reaches the server when it comes back: what it brings
+// was held across the lapse, or goes to a pull the client has already
+// given up on, and each such delivery counts against the job.
 func (w *Worker) reachDoubtful() bool {
 	if w.deps.Reach == nil || w.cfg.AckWait <= 0 {
 		return false
 	}
+	if !w.deps.Reach.IsConnected() {
+		return true
+	}
 	r := w.reached.Load()
-	return r != 0 && w.cfg.Now().Sub(time.Unix(0, r)) > w.cfg.ProgressInterval
+	return r != 0 && w.cfg.Now().Sub(time.Unix(0, r)) > 2*w.cfg.ProgressInterval/heartbeatSweepsPerInterval
 }
 
 // lapsedSince reports whether the worker lost its reach of NATS long
