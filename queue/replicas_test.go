@@ -206,8 +206,9 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// waitMetaLeader waits until the cluster answers JetStream requests: until
-// a meta leader is elected, requests hang rather than fail.
+// waitMetaLeader waits until the cluster answers JetStream requests (until
+// a meta leader is elected, requests hang rather than fail), and every
+// peer is online.
 func waitMetaLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	testenv.Eventually(t, "a JetStream meta leader", func() bool {
@@ -215,6 +216,17 @@ func waitMetaLeader(ctx context.Context, t *testing.T, js jetstream.JetStream) {
 		defer cancel()
 		_, err := js.AccountInfo(actx)
 		return err == nil
+	})
+	// A meta leader may not yet see every peer online: wait until a
+	// stream can be placed on all three, so that the test's own
+	// placements do not race the cluster forming on a busy machine.
+	testenv.Eventually(t, "every peer online", func() bool {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := js.CreateStream(actx, jetstream.StreamConfig{Name: "CLUSTER_PROBE", Subjects: []string{"cluster.probe"}, Replicas: 3}); err != nil {
+			return false
+		}
+		return js.DeleteStream(actx, "CLUSTER_PROBE") == nil
 	})
 }
 
