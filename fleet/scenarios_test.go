@@ -63,6 +63,17 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	l := f.startLoad(ctx, "b", jobsPerScenario)
+	// A known defect (README, "Scaling out"; issue 13): pulls the cut-off
+	// worker sent in the second before it noticed the cut reach the
+	// server when the network comes back; the server answers them into
+	// subscriptions the client library gave up on when the pull expired
+	// on its side (nats.go's Fetch), and each such delivery is charged.
+	// A job that loses its attempts so is dead-lettered as exhausted
+	// without a call: 1 to 6 of 5,000 in a run, none of them lost. The
+	// fix is a pull subscription that outlives its requests.
+	l.pending = map[defect]string{
+		healthyDeadLettered: "deliveries into pulls the cut-off worker had given up on are charged",
+	}
 	l.waitSettled(ctx, jobsPerScenario/5)
 
 	w := f.workers[1]
