@@ -1,6 +1,7 @@
 // Package admin owns the worker's admin HTTP endpoint: /healthz (the
 // process is alive), /readyz (connected to NATS and bound to the consumer),
-// /metrics (Prometheus text format) and, when enabled, /debug/pprof.
+// /metrics (Prometheus text format, with invoke_worker_ready mirroring
+// /readyz) and, when enabled, /debug/pprof.
 package admin
 
 import (
@@ -62,7 +63,19 @@ func Start(c Config) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Gatherer, promhttp.HandlerOpts{}))
+	// Readiness is a metric too, so an alert can see a worker that is up
+	// but not taking jobs.
+	own := prometheus.NewRegistry()
+	own.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "invoke_worker_ready",
+		Help: "1 when /readyz answers 200 (connected to NATS and consuming), else 0.",
+	}, func() float64 {
+		if c.Ready() != nil {
+			return 0
+		}
+		return 1
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{c.Gatherer, own}, promhttp.HandlerOpts{}))
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

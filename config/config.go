@@ -180,6 +180,9 @@ type Worker struct {
 	// WaitLogThreshold: a function with this many jobs set waiting within
 	// a minute in this process is logged; 0 is off. Default 1000.
 	WaitLogThreshold int `yaml:"wait_log_threshold"`
+	// SampleInterval is how often each process reads the consumer's
+	// state and the dead-letter depth for its gauges. Default 15s.
+	SampleInterval time.Duration `yaml:"sample_interval"`
 	// ProgressInterval is how often a running job's ack deadline is
 	// extended, whether it runs or waits for a slot. Default 5s.
 	ProgressInterval time.Duration `yaml:"progress_interval"`

@@ -64,6 +64,7 @@ func Default() Config {
 			ReservedShare:    1.0 / worker.ReservedSlotsDivisor,
 			MetricFunctions:  worker.MetricFunctionsDefault,
 			WaitLogThreshold: worker.WaitLogThresholdDefault,
+			SampleInterval:   worker.SampleIntervalDefault,
 		},
 		Invoke: Invoke{
 			APIVersion:    invoke.APIVersionDefault,

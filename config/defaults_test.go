@@ -144,6 +144,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"worker.reserved_share":           {c.Worker.ReservedShare, 1.0 / worker.ReservedSlotsDivisor},
 		"worker.metric_functions":         {c.Worker.MetricFunctions, worker.MetricFunctionsDefault},
 		"worker.wait_log_threshold":       {c.Worker.WaitLogThreshold, worker.WaitLogThresholdDefault},
+		"worker.sample_interval":          {c.Worker.SampleInterval, worker.SampleIntervalDefault},
 		"invoke.api_version":              {c.Invoke.APIVersion, invoke.APIVersionDefault},
 		"invoke.request_limit":            {int64(c.Invoke.RequestLimit), int64(invoke.RequestLimitDefault)},
 		"invoke.response_limit":           {int64(c.Invoke.ResponseLimit), int64(invoke.ResponseLimitDefault)},

@@ -82,6 +82,7 @@ func (c Config) Validate() error {
 	v.check(wk.ReservedShare >= 0 && wk.ReservedShare < 1, "worker.reserved_share", "must be from 0 (none) to below 1, got %g", wk.ReservedShare)
 	v.check(wk.MetricFunctions >= 1, "worker.metric_functions", "must be at least 1, got %d", wk.MetricFunctions)
 	v.check(wk.WaitLogThreshold >= 0, "worker.wait_log_threshold", "must be 0 (off) or more, got %d", wk.WaitLogThreshold)
+	v.positive("worker.sample_interval", wk.SampleInterval)
 	// A job that was set waiting but whose acknowledgement was lost is
 	// recognised on its redelivery by its copy's Nats-Msg-Id: the
 	// redelivery must come within the duplicate window.

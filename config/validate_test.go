@@ -65,6 +65,7 @@ func TestValidateRejects(t *testing.T) {
 		{"drain timeout", func(c *Config) { c.Worker.DrainTimeout = -1 }, "worker.drain_timeout", "more than 0"},
 		{"drain timeout zero", func(c *Config) { c.Worker.DrainTimeout = 0 }, "worker.drain_timeout", "more than 0"},
 		{"metric functions zero", func(c *Config) { c.Worker.MetricFunctions = 0 }, "worker.metric_functions", "at least 1"},
+		{"sample interval zero", func(c *Config) { c.Worker.SampleInterval = 0 }, "worker.sample_interval", "more than 0"},
 		{"max job age", func(c *Config) { c.Worker.MaxJobAge = -1 }, "worker.max_job_age", "negative"},
 		{"per function concurrency", func(c *Config) { c.Worker.PerFunctionConcurrency = -1 }, "worker.per_function_concurrency", "0 (off)"},
 		{"per function rate", func(c *Config) { c.Worker.PerFunctionRate = -0.5 }, "worker.per_function_rate", "0 (off)"},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/invoke-worker/worker/client"
@@ -135,6 +136,9 @@ type Config struct {
 	// Logger receives start-up lines and failures. Defaults to
 	// zerolog.Nop().
 	Logger zerolog.Logger
+	// Metrics, when set, receives the routes' counters
+	// (invoke_worker_route_events_total, invoke_worker_route_jobs_total).
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {

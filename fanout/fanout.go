@@ -21,9 +21,10 @@ import (
 
 // Fanout runs routes.
 type Fanout struct {
-	cfg    Config
-	log    zerolog.Logger
-	routes []*route
+	cfg     Config
+	log     zerolog.Logger
+	routes  []*route
+	metrics *metrics
 }
 
 // New validates cfg and returns a Fanout that is not running yet.
@@ -32,7 +33,11 @@ func New(cfg Config) (*Fanout, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &Fanout{cfg: cfg, log: cfg.Logger.With().Str("component", "fanout").Logger()}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: metrics: %w", err)
+	}
+	f := &Fanout{cfg: cfg, log: cfg.Logger.With().Str("component", "fanout").Logger(), metrics: m}
 	for _, r := range cfg.Routes {
 		f.routes = append(f.routes, &route{Route: r, f: f, log: f.log.With().Str("route", r.Name).Logger()})
 	}
@@ -238,12 +243,14 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		r.log.Error().Err(err).Str("subject", msg.Subject()).Msg("event without JetStream metadata")
 		_ = msg.Term()
+		r.f.metrics.event(r.Name, "unusable")
 		return
 	}
 	jobs := r.jobs(msg, meta)
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	res, err := r.f.cfg.Publisher.EnqueueBatch(ctx, jobs)
+	r.f.metrics.batch(r.Name, res)
 	if err != nil && anyInvalid(res) {
 		err = r.enqueueInvalid(ctx, jobs, res, meta)
 	}
@@ -251,8 +258,10 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 		if err := msg.Ack(); err != nil {
 			r.log.Debug().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("event ack failed; its redelivery is deduplicated")
 		}
+		r.f.metrics.event(r.Name, "fanned_out")
 		return
 	}
+	r.f.metrics.event(r.Name, "given_back")
 	ev := r.log.With().Str("subject", msg.Subject()).Uint64("seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Logger()
 	delay := min(retryDelayFirst<<min(meta.NumDelivered-1, 10), retryDelayMax)
 	ev.Warn().Err(err).Dur("retry_in", delay).Msg("jobs of event not all stored; event given back")

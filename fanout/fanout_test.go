@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/fanout"
@@ -436,9 +438,10 @@ func TestARedeliveredEventEnqueuesNoJobTwice(t *testing.T) {
 	t.Parallel()
 	st := testenv.StartStack(t, testenv.StackConfig{Unsigned: true})
 	var calls, dups atomic.Int64
+	reg := prometheus.NewRegistry()
 	start(t, st, fanout.Config{Routes: []fanout.Route{{
 		Name: "again", Stream: "AGAIN", StreamSubjects: []string{"again.>"}, Functions: []string{fnA, fnB, fnC},
-	}}}, func(c *client.Client) fanout.Publisher { return flakyPublisher{c, &calls, &dups} }, 0)
+	}}, Metrics: reg}, func(c *client.Client) fanout.Publisher { return flakyPublisher{c, &calls, &dups} }, 0)
 	publishEvents(t, st.JS, 1, "again.one")
 	testenv.Eventually(t, "the event fanned out twice and acknowledged", func() bool {
 		info := consumerInfo(t, st.JS, "AGAIN", "invoke-route-again")
@@ -450,6 +453,26 @@ func TestARedeliveredEventEnqueuesNoJobTwice(t *testing.T) {
 	}
 	if r := st.Emulator.Stats().Requests; r != 3 {
 		t.Fatalf("%d invocations, want 3", r)
+	}
+	expectCounts(t, reg, `
+invoke_worker_route_events_total{outcome="fanned_out",route="again"} 1
+invoke_worker_route_events_total{outcome="given_back",route="again"} 1
+invoke_worker_route_jobs_total{outcome="duplicate",route="again"} 3
+invoke_worker_route_jobs_total{outcome="enqueued",route="again"} 3
+`)
+}
+
+// expectCounts compares the route counters with want, in the text format
+// without HELP and TYPE lines.
+func expectCounts(t *testing.T, reg *prometheus.Registry, want string) {
+	t.Helper()
+	text := `# HELP invoke_worker_route_events_total Events a fan-out route took in, by route and outcome: fanned_out (every job stored), given_back (some job not stored; redelivered later), unusable (not a JetStream message; dropped).
+# TYPE invoke_worker_route_events_total counter
+# HELP invoke_worker_route_jobs_total Jobs a fan-out route made, by route and outcome: enqueued, duplicate (already stored from an earlier delivery of the event), refused (invalid: stored as is for the worker to dead-letter), not_stored.
+# TYPE invoke_worker_route_jobs_total counter
+` + strings.TrimSpace(want) + "\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(text)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -482,11 +505,12 @@ func TestJobIDsAreSafeAndDistinct(t *testing.T) {
 func TestEventMakingInvalidJobsIsDeadLetteredNotDropped(t *testing.T) {
 	t.Parallel()
 	st := testenv.StartStack(t, testenv.StackConfig{})
+	reg := prometheus.NewRegistry()
 	start(t, st, fanout.Config{Routes: []fanout.Route{{
 		Name: "broken", Stream: "BROKEN", StreamSubjects: []string{"broken.>"}, Functions: []string{fnEcho, fnMissing},
 		JobSubject: "invoke.jobs.broken",
 		Headers:    fanout.Headers{Set: map[string]string{job.HeaderTimeout: "soon"}},
-	}}}, nil, 0)
+	}}, Metrics: reg}, nil, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
 	ack, err := st.JS.Publish(ctx, "broken.one", []byte(`{"n":1}`))
@@ -514,4 +538,8 @@ func TestEventMakingInvalidJobsIsDeadLetteredNotDropped(t *testing.T) {
 		info := consumerInfo(t, st.JS, "BROKEN", "invoke-route-broken")
 		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == ack.Sequence
 	})
+	expectCounts(t, reg, `
+invoke_worker_route_events_total{outcome="fanned_out",route="broken"} 1
+invoke_worker_route_jobs_total{outcome="refused",route="broken"} 2
+`)
 }

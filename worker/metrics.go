@@ -30,11 +30,14 @@ type metrics struct {
 	ackFails    prometheus.Counter
 	fetchErrors prometheus.Counter
 	reachLapses prometheus.Counter
+	endToEnd    prometheus.Histogram
+	publish     prometheus.Histogram
 
 	consumerPending    prometheus.Gauge
 	consumerAckPending prometheus.Gauge
 	consumerMaxAck     prometheus.Gauge
 	jobsWaiting        prometheus.Gauge
+	dlqDepth           *prometheus.GaugeVec
 
 	functions labelCap // function label values
 	breakerMu sync.Mutex
@@ -142,6 +145,20 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 			Name: "invoke_worker_jobs_waiting",
 			Help: "Waiting copies in the jobs stream, fleet-wide (sampled).",
 		}),
+		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "invoke_worker_job_latency_seconds",
+			Help:    "Time from a job's first store in JetStream (a waiting copy keeps it) to its result stored: queueing, waits, retries and the call.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 14),
+		}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "invoke_worker_result_publish_seconds",
+			Help:    "Time to store a result in JetStream, retries included, whether it was stored or not.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+		dlqDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "invoke_worker_dlq_depth",
+			Help: "Dead-letter records held, by reason: invalid, permanent, exhausted, expired (sampled, fleet-wide).",
+		}, []string{"reason"}),
 		functions: labelCap{max: maxFunctions, seen: map[string]struct{}{}},
 		breakers:  map[string]struct{}{},
 	}
@@ -149,7 +166,8 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 	m.attempt2xx = m.attempts.WithLabelValues("2xx")
 	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.transitions, m.deferred,
 		m.waits, m.resumes, m.waitFails, m.nakFails, m.ackFails, m.fetchErrors, m.reachLapses,
-		m.consumerPending, m.consumerAckPending, m.consumerMaxAck, m.jobsWaiting)
+		m.consumerPending, m.consumerAckPending, m.consumerMaxAck, m.jobsWaiting,
+		m.endToEnd, m.publish, m.dlqDepth)
 	return m
 }
 
@@ -271,5 +289,22 @@ func (m *metrics) consumer(s Sample) {
 		m.consumerAckPending.Set(float64(s.AckPending))
 		m.consumerMaxAck.Set(float64(s.MaxAckPending))
 		m.jobsWaiting.Set(float64(s.Waiting))
+		for reason, n := range s.DeadLetters {
+			m.dlqDepth.WithLabelValues(reason).Set(float64(n))
+		}
+	}
+}
+
+// stored records a completed job's time from its first store to its
+// result's.
+func (m *metrics) stored(seconds float64) {
+	if m != nil {
+		m.endToEnd.Observe(seconds)
+	}
+}
+
+func (m *metrics) published(seconds float64) {
+	if m != nil {
+		m.publish.Observe(seconds)
 	}
 }

@@ -14,6 +14,9 @@ type Sample struct {
 	AckPending    uint64 // delivered, not yet acknowledged (fleet-wide)
 	MaxAckPending uint64 // the consumer's limit on AckPending
 	Waiting       uint64 // waiting copies in the jobs stream
+	// DeadLetters is the dead-letter records held, by reason; the keys
+	// are the sampler's fixed set (dlq.Reasons), never more.
+	DeadLetters map[string]uint64
 }
 
 // Sampler reads the consumer's state (queue.Sampler).

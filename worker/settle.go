@@ -96,7 +96,13 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 	res := w.resultMsg(j, o.resp, d.attempts, s)
 	err := w.checkResult(ctx, res, j.ID)
 	if err == nil {
+		start := w.cfg.Now()
 		err = w.publishResult(ctx, res, j.ID)
+		done := w.cfg.Now()
+		w.metrics.published(done.Sub(start).Seconds())
+		if err == nil && !j.StoreAt.IsZero() {
+			w.metrics.stored(max(0, done.Sub(j.StoreAt).Seconds()))
+		}
 	}
 	if err != nil {
 		// The function ran but its result is not stored: run it again

@@ -264,7 +264,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		return fmt.Errorf("dead-letter stream: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), queue.NewConnCollector(nc))
 	hostOf := func(fn string) string {
 		if u, err := neturl.Parse(c.Invoke.Endpoints[fn]); err == nil && u.Host != "" {
 			return u.Host
@@ -302,6 +302,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		ReservedSlots:          reservedSlots(c.Worker),
 		MetricFunctions:        c.Worker.MetricFunctions,
 		WaitLogThreshold:       c.Worker.WaitLogThreshold,
+		SampleInterval:         c.Worker.SampleInterval,
 		WaitPrefix:             topo.WaitPrefix,
 		OwnSubjects:            append(slices.Clone(topo.JobsSubjects), topo.ResultsPrefix+".>", topo.DLQPrefix+".>", topo.WaitPrefix+".>"),
 		// A wait's mark must outlast the original's redelivery, by the
@@ -321,13 +322,13 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		Replies:       nc,
 		Bodies:        queue.NewBodies(js, topo),
 		Waits:         js,
-		Sampler:       consumerSampler{js: js, topo: topo},
+		Sampler:       newConsumerSampler(js, topo, log),
 		Reach:         nc,
 	})
 	if err != nil {
 		return err
 	}
-	routes, err := newFanout(setupCtx, c, nc, js, topo, log)
+	routes, err := newFanout(setupCtx, c, nc, js, topo, reg, log)
 	if err != nil {
 		return err
 	}

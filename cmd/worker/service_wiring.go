@@ -10,10 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
+	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
@@ -31,7 +33,7 @@ func replicasKeyError(err error) error {
 // newFanout wires the configured routes, nil when there are none. Their
 // streams and consumers are set up here, so a route that cannot work
 // fails start-up.
-func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, log zerolog.Logger) (*fanout.Fanout, error) {
+func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, reg prometheus.Registerer, log zerolog.Logger) (*fanout.Fanout, error) {
 	if len(c.Routes) == 0 {
 		return nil, nil
 	}
@@ -48,7 +50,7 @@ func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream
 			Source:  r.CloudEvent.Source, Type: r.CloudEvent.Type, Replicas: c.Streams.Replicas,
 		}
 	}
-	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log})
+	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -73,13 +75,27 @@ func reservedSlots(w config.Worker) int {
 	return -1
 }
 
-// consumerSampler reads the consumer's state for the worker's gauges.
+// consumerSampler reads the consumer's state and the dead-letter depth by
+// reason for the worker's gauges.
+// A depth that cannot be read leaves its gauge as it was, not the others.
 type consumerSampler struct {
-	js   jetstream.JetStream
-	topo queue.Topology
+	s   *queue.Sampler
+	log zerolog.Logger
+}
+
+func newConsumerSampler(js jetstream.JetStream, topo queue.Topology, log zerolog.Logger) consumerSampler {
+	var reasons []string
+	for _, r := range dlq.Reasons() {
+		reasons = append(reasons, string(r))
+	}
+	return consumerSampler{queue.NewSampler(js, topo, reasons), log}
 }
 
 func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
-	cs, err := queue.ReadConsumerState(ctx, s.js, s.topo)
+	cs, err := s.s.Sample(ctx)
+	if errors.Is(err, queue.ErrDepthNotRead) {
+		s.log.Debug().Err(err).Msg("dead-letter depth not sampled")
+		err = nil
+	}
 	return worker.Sample(cs), err
 }
