@@ -33,7 +33,7 @@ func New(cfg Config) (*Fanout, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Metrics)
+	m, err := newMetrics(cfg.Metrics, cfg.Routes)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: metrics: %w", err)
 	}

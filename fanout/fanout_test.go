@@ -457,8 +457,11 @@ func TestARedeliveredEventEnqueuesNoJobTwice(t *testing.T) {
 	expectCounts(t, reg, `
 invoke_worker_route_events_total{outcome="fanned_out",route="again"} 1
 invoke_worker_route_events_total{outcome="given_back",route="again"} 1
+invoke_worker_route_events_total{outcome="unusable",route="again"} 0
 invoke_worker_route_jobs_total{outcome="duplicate",route="again"} 3
 invoke_worker_route_jobs_total{outcome="enqueued",route="again"} 3
+invoke_worker_route_jobs_total{outcome="not_stored",route="again"} 0
+invoke_worker_route_jobs_total{outcome="refused",route="again"} 0
 `)
 }
 
@@ -540,6 +543,11 @@ func TestEventMakingInvalidJobsIsDeadLetteredNotDropped(t *testing.T) {
 	})
 	expectCounts(t, reg, `
 invoke_worker_route_events_total{outcome="fanned_out",route="broken"} 1
+invoke_worker_route_events_total{outcome="given_back",route="broken"} 0
+invoke_worker_route_events_total{outcome="unusable",route="broken"} 0
+invoke_worker_route_jobs_total{outcome="duplicate",route="broken"} 0
+invoke_worker_route_jobs_total{outcome="enqueued",route="broken"} 0
+invoke_worker_route_jobs_total{outcome="not_stored",route="broken"} 0
 invoke_worker_route_jobs_total{outcome="refused",route="broken"} 2
 `)
 }

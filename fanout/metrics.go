@@ -16,7 +16,7 @@ type metrics struct {
 	jobs   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, routes []Route) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -29,6 +29,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "invoke_worker_route_jobs_total",
 			Help: "Jobs a fan-out route made, by route and outcome: enqueued, duplicate (already stored from an earlier delivery of the event), refused (invalid: stored as is for the worker to dead-letter), not_stored.",
 		}, []string{"route", "outcome"}),
+	}
+	// Every route's series start at 0, for rate() and the dashboard.
+	for _, r := range routes {
+		for _, o := range []string{"fanned_out", "given_back", "unusable"} {
+			m.events.WithLabelValues(r.Name, o)
+		}
+		for _, o := range []string{"enqueued", "duplicate", "refused", "not_stored"} {
+			m.jobs.WithLabelValues(r.Name, o)
+		}
 	}
 	for _, c := range []prometheus.Collector{m.events, m.jobs} {
 		if err := reg.Register(c); err != nil {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/invoke-worker/worker/dlq"
 )
 
 // metrics are the worker's Prometheus collectors. A nil *metrics records
@@ -164,6 +166,23 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 	}
 	m.completed = m.jobs.WithLabelValues("completed")
 	m.attempt2xx = m.attempts.WithLabelValues("2xx")
+	// Every known label value starts at 0: rate() and increase() then see
+	// a first failure, and alerts and dashboards have series to work on.
+	for _, o := range []string{"retried", "released", "already_completed", "already_settled", "result_not_stored", "record_not_stored"} {
+		m.jobs.WithLabelValues(o)
+	}
+	for _, r := range dlq.Reasons() {
+		m.jobs.WithLabelValues("dead_lettered_" + string(r))
+	}
+	for _, r := range []string{"4xx", "5xx", "timeout", "network", "other"} {
+		m.attempts.WithLabelValues(r)
+	}
+	for _, s := range []gobreaker.State{gobreaker.StateClosed, gobreaker.StateHalfOpen, gobreaker.StateOpen} {
+		m.transitions.WithLabelValues(s.String())
+	}
+	for _, c := range []string{causeShutdown, causeRetry, causeBreakerOpen, causeFairShare, causeFunctionLimit, causeRateLimit, causeBodyUnavailable} {
+		m.deferred.WithLabelValues(c)
+	}
 	reg.MustRegister(m.jobs, m.attempts, m.duration, m.inFlight, m.breaker, m.transitions, m.deferred,
 		m.waits, m.resumes, m.waitFails, m.nakFails, m.ackFails, m.fetchErrors, m.reachLapses,
 		m.consumerPending, m.consumerAckPending, m.consumerMaxAck, m.jobsWaiting,
