@@ -488,3 +488,73 @@ func getJSON(u string, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// TestContractNamesEveryServedMetric: each invoke_worker_* metric a live
+// worker serves is named in docs/contract.md, and the contract names none
+// that it does not serve.
+func TestContractNamesEveryServedMetric(t *testing.T) {
+	o := startObserved(t)
+	_, text := scrape(t, o.p.admin)
+	served := map[string]bool{}
+	for line := range strings.Lines(text) {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "TYPE" && strings.HasPrefix(f[2], "invoke_worker_") {
+			served[f[2]] = true
+		}
+	}
+	b, err := os.ReadFile("../../docs/contract.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(invoke_worker_[a-z_]+)").FindAllStringSubmatch(string(b), -1) {
+		named[m[1]] = true
+	}
+	for name := range served {
+		if !named[name] {
+			t.Errorf("%s is served but not in docs/contract.md", name)
+		}
+	}
+	for name := range named {
+		if !served[name] {
+			t.Errorf("docs/contract.md names %s, which the worker does not serve", name)
+		}
+	}
+}
+
+// TestEveryAlertHasARunbook: each alert has a runbook line and a
+// runbook_url whose anchor is its section in docs/operations.md.
+func TestEveryAlertHasARunbook(t *testing.T) {
+	b, err := os.ReadFile(alertRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			a := r.Annotations
+			if a["summary"] == "" || a["description"] == "" || a["runbook"] == "" {
+				t.Errorf("%s: summary, description and runbook annotations are required: %v", r.Alert, a)
+			}
+			if !strings.HasSuffix(a["runbook_url"], "docs/operations.md#"+strings.ToLower(r.Alert)) {
+				t.Errorf("%s: runbook_url %q does not point at its section", r.Alert, a["runbook_url"])
+			}
+			if !strings.Contains(string(ops), "\n### "+r.Alert+"\n") {
+				t.Errorf("%s: no section in docs/operations.md", r.Alert)
+			}
+		}
+	}
+}
