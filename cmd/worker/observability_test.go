@@ -203,7 +203,7 @@ func TestMetricsAddUpToTheJobsSent(t *testing.T) {
 		}
 		return true
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
 			for k, v := range want {
