@@ -168,7 +168,7 @@ func newMetrics(reg prometheus.Registerer, maxFunctions int) *metrics {
 	m.attempt2xx = m.attempts.WithLabelValues("2xx")
 	// Every known label value starts at 0: rate() and increase() then see
 	// a first failure, and alerts and dashboards have series to work on.
-	for _, o := range []string{"retried", "released", "already_completed", "already_settled", "result_not_stored", "record_not_stored"} {
+	for _, o := range []string{"retried", "released", "already_completed", "already_settled", "result_not_stored", "record_not_stored", "left"} {
 		m.jobs.WithLabelValues(o)
 	}
 	for _, r := range dlq.Reasons() {
