@@ -62,6 +62,11 @@ type Failure struct {
 	Worker string
 	// History is the job's attempts, oldest first (at most MaxHistory).
 	History []Attempt
+	// Traceparent and Tracestate, when Traceparent is set, are the trace
+	// context of the run that failed (a tracing worker's span): they
+	// replace the job's own on the record, so the record, and a replay of
+	// it, point at the spans where the job failed. Empty keeps the job's.
+	Traceparent, Tracestate string
 }
 
 // NewMessage builds the dead-letter record of j: the original body, every
@@ -123,6 +128,14 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	}
 	set(job.HeaderFailedAt, f.FailedAt.UTC().Format(job.TimeFormatMillis))
 	set(job.HeaderWorker, f.Worker)
+	if f.Traceparent != "" {
+		dropSpellings(h, job.HeaderTraceparent)
+		dropSpellings(h, job.HeaderTracestate)
+		set(job.HeaderTraceparent, f.Traceparent)
+		if f.Tracestate != "" {
+			set(job.HeaderTracestate, f.Tracestate)
+		}
+	}
 	if len(f.History) > 0 {
 		set(HeaderAttemptHistory, EncodeHistory(f.History))
 	} else {
@@ -131,6 +144,15 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	h.Del(HeaderDroppedHeaders)
 	fitHeaders(h, ours)
 	return msg
+}
+
+// dropSpellings deletes key from h in every case.
+func dropSpellings(h nats.Header, key string) {
+	for k := range h {
+		if strings.EqualFold(k, key) {
+			delete(h, k)
+		}
+	}
 }
 
 // HeaderDroppedHeaders names the original headers a dead-letter record

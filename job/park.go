@@ -34,4 +34,11 @@ const (
 	HeaderWaitHistory = "Invoke-Wait-History"
 	// HeaderWaitUntil: when the copy is due, RFC 3339 (informational).
 	HeaderWaitUntil = "Invoke-Wait-Until"
+	// HeaderWaitTraceparent and HeaderWaitTracestate: the W3C trace
+	// context of the delivery that stored the copy, set only by a worker
+	// that traces; the next delivery's span continues that trace, so every
+	// attempt of a job is one trace. The job's own traceparent is kept as
+	// the publisher sent it.
+	HeaderWaitTraceparent = "Invoke-Wait-Traceparent"
+	HeaderWaitTracestate  = "Invoke-Wait-Tracestate"
 )

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/job"
@@ -93,6 +94,12 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Logger receives one line per job outcome. Defaults to zerolog.Nop().
 	Logger *zerolog.Logger
+	// TracerProvider makes the spans of jobs and attempts (see trace.go).
+	// The worker depends on the OpenTelemetry API only: the caller picks
+	// the SDK and exporter. Defaults to a no-op provider, which traces
+	// nothing and costs nothing: a job's traceparent then passes through
+	// to the function and the result as it came.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Rand returns uniform random numbers in [0,1) for jitter. Defaults to

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/job"
@@ -137,6 +139,8 @@ type outcome struct {
 	stateStored    bool // the state bucket has a record for this message
 	job            job.Job
 	now            time.Time
+	// span is the delivery's span, nil when the worker does not trace.
+	span trace.Span
 }
 
 // decision is the verdict on one delivery.

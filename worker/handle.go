@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/invoke"
@@ -52,18 +53,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, arrived, due tim
 		hb.startAt(msg, due)
 	}
 	defer hb.stop()
+	var span trace.Span // settle ends it
+	if w.tracing != nil {
+		ctx, span = w.tracing.startJob(ctx, msg.Headers())
+	}
 	var o outcome
 	defer func() {
 		if p := recover(); p != nil {
 			w.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Str("subject", msg.Subject()).Msg("panic while handling a job; giving it back")
 			hb.stop()
-			po := outcome{panicked: p, job: o.job, now: w.cfg.Now()}
+			po := outcome{panicked: p, job: o.job, now: w.cfg.Now(), span: span}
 			w.settle(msg, po, decide(po, w.policy), s)
 		}
 	}()
 	o = w.examine(ctx, msg, arrived, stopping)
 	o.lapsed = o.lapsed || w.lapsedSince(arrived)
 	o.now = w.cfg.Now()
+	o.span = span
 	d := decide(o, w.policy)
 	hb.stop()
 	if d.action == actDefer && w.settleAside(msg, o, d) {
@@ -288,7 +294,13 @@ func (w *Worker) try(ctx context.Context, o *outcome, stopping bool) {
 		return
 	}
 	start := w.cfg.Now()
-	o.resp, o.err = w.attempt(ctx, j, o.attempt)
+	if w.tracing != nil {
+		actx, span := w.tracing.startAttempt(ctx, j, o.attempt)
+		o.resp, o.err = w.attempt(actx, j, o.attempt)
+		endAttempt(span, o.resp, o.err)
+	} else {
+		o.resp, o.err = w.attempt(ctx, j, o.attempt)
+	}
 	elapsed := w.cfg.Now().Sub(start)
 	took = elapsed
 	done(o.err)
@@ -361,7 +373,12 @@ func (w *Worker) attempt(ctx context.Context, j job.Job, attempt int) (*invoke.R
 		// matched to ours and a retried call told from a duplicate.
 		req.OpcRequestID = j.ID + "-" + strconv.Itoa(attempt)
 	}
-	if j.Traceparent != "" {
+	switch {
+	case w.tracing != nil:
+		// The attempt's span is the function's parent.
+		req.Header = make(http.Header, 2)
+		w.tracing.inject(ctx, req.Header)
+	case j.Traceparent != "":
 		req.Header = http.Header{"Traceparent": {j.Traceparent}}
 		if j.Tracestate != "" {
 			req.Header.Set("Tracestate", j.Tracestate)

@@ -14,35 +14,67 @@ import (
 // settle carries out d, one function per action. A job is acknowledged
 // only after JetStream stored what replaces it (its result, its
 // dead-letter record, its waiting copy); if that store fails the job is
-// given back in place, to be redelivered, rather than lost.
+// given back in place, to be redelivered, rather than lost. It ends with
+// the job's log line and the end of its span, both naming the outcome.
 func (w *Worker) settle(msg jetstream.Msg, o outcome, d decision, s *slot) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.SettleTimeout)
 	defer cancel()
 	ev := w.jobLine(o, d)
+	var result string
 	switch d.action {
 	case actComplete:
-		ev = w.settleComplete(ctx, msg, o, d, s, ev)
+		result = w.settleComplete(ctx, msg, o, d, s, ev)
 	case actDeadLetter:
-		ev = w.settleDeadLetter(ctx, msg, o, d, ev)
+		result = w.settleDeadLetter(ctx, msg, o, d, ev)
 	case actRetry, actDefer:
-		ev = w.settleWait(ctx, msg, o, d, ev)
+		result = w.settleWait(ctx, msg, o, d, ev)
 	case actRelease:
-		w.settleRelease(ctx, msg, o, d)
+		result = w.settleRelease(ctx, msg, o, d)
 	case actHandBack:
-		w.settleHandBack(ctx, msg, o)
+		result = w.settleHandBack(ctx, msg, o)
 	case actAcknowledge:
-		w.settleAcknowledge(ctx, msg, o)
+		result = w.settleAcknowledge(ctx, msg, o)
 	case actResumeWait:
-		w.settleResumeWait(ctx, msg, o, d)
+		result = w.settleResumeWait(ctx, msg, o, d)
 	case actLeave:
-		w.settleLeave(ctx, o)
+		result = w.settleLeave(ctx, o)
 	}
-	ev.Msg(d.action.logMessage())
+	var code string
+	if ev != nil || o.span != nil {
+		code = errorCode(o)
+	}
+	if ev != nil {
+		if code != "" {
+			ev.Str("code", code)
+		}
+		if id := traceIDOf(o); id != "" {
+			ev.Str("trace_id", id)
+		}
+		ev.Str("outcome", result).Msg(d.action.logMessage())
+	}
+	endJobSpan(o, d, result, code)
 }
 
-// jobLine starts the job's log line. One line per job is too many at
-// thousands of jobs a second: a completed job logs at debug, a retry at
-// info, a dead letter at warn.
+// Outcomes of a delivery: the outcome field of its log line and span.
+const (
+	outcomeCompleted        = "completed"
+	outcomeResultNotStored  = "result_not_stored"
+	outcomeDeadLettered     = "dead_lettered"
+	outcomeRecordNotStored  = "record_not_stored"
+	outcomeAlreadySettled   = "already_settled"
+	outcomeRetried          = "retried"
+	outcomeDeferred         = "deferred"
+	outcomeWaitNotStored    = "wait_not_stored"
+	outcomeReleased         = "released"
+	outcomeHandedBack       = "handed_back"
+	outcomeAlreadyCompleted = "already_completed"
+	outcomeWaitResumed      = "wait_resumed"
+	outcomeLeft             = "left"
+)
+
+// jobLine starts the job's log line, nil when its level is off. One line
+// per job is too many at thousands of jobs a second: a completed job logs
+// at debug, a retry at info, a dead letter at warn.
 func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
 	var ev *zerolog.Event
 	switch d.action {
@@ -56,12 +88,14 @@ func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
 	if ev == nil {
 		return nil
 	}
-	ev = ev.Str("job_id", o.job.ID).Str("function", o.job.FunctionID).Int("attempt", o.attempt)
+	ev = ev.Str("job_id", o.job.ID).Str("function", o.job.FunctionID).Int("attempt", o.attempt).Int("attempts", d.attempts)
 	if d.status != 0 {
 		ev = ev.Int("status", d.status)
 	}
 	if o.made && len(o.history) > 0 {
 		ev = ev.Int64("duration_ms", o.history[len(o.history)-1].DurationMs)
+	} else if o.made && o.resp != nil {
+		ev = ev.Int64("duration_ms", o.resp.Duration.Milliseconds())
 	}
 	if d.cause != "" {
 		ev = ev.Str("cause", d.cause)
@@ -69,9 +103,12 @@ func (w *Worker) jobLine(o outcome, d decision) *zerolog.Event {
 	return ev
 }
 
-func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcome, d decision, s *slot, ev *zerolog.Event) *zerolog.Event {
+// The settle functions return the delivery's outcome; ev (nil when the
+// job's line is off) takes what only they know.
+
+func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcome, d decision, s *slot, ev *zerolog.Event) string {
 	j := o.job
-	ev = ev.Str("opc_request_id", o.resp.OpcRequestID)
+	ev.Str("opc_request_id", o.resp.OpcRequestID)
 	if o.lapsed {
 		// Another worker may have had the job meanwhile. Its result
 		// would be deduplicated with this one; its dead-letter record
@@ -82,7 +119,7 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 			// result beside a record.
 			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("dead-letter stream not readable after a lapse of NATS; the job is left to JetStream")
 			w.metrics.job("left")
-			return ev
+			return outcomeLeft
 		}
 		if by != "" {
 			if err := msg.Ack(); err != nil {
@@ -90,8 +127,12 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 			}
 			w.log.Warn().Str("job_id", j.ID).Str("outcome", by).Msg("job already settled elsewhere; this worker's late result dropped")
 			w.metrics.job("already_settled")
-			return ev
+			return outcomeAlreadySettled
 		}
+	}
+	if tp, ts := w.traceContext(o); tp != "" {
+		// The result continues the delivery's trace.
+		j.Traceparent, j.Tracestate = tp, ts
 	}
 	res := w.resultMsg(j, o.resp, d.attempts, s)
 	err := w.checkResult(ctx, res, j.ID)
@@ -110,7 +151,7 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 		w.log.Error().Err(err).Str("job_id", j.ID).Str("function", j.FunctionID).Msg("result not stored; job given back")
 		w.giveBackUnlessLapsed(msg, o, j.ID)
 		w.metrics.job("result_not_stored")
-		return ev
+		return outcomeResultNotStored
 	}
 	if j.ReplyTo != "" && w.deps.Replies != nil {
 		reply := &nats.Msg{Subject: j.ReplyTo, Header: res.Header, Data: res.Data}
@@ -125,12 +166,12 @@ func (w *Worker) settleComplete(ctx context.Context, msg jetstream.Msg, o outcom
 	w.dropState(ctx, j.Seq, o)
 	w.dropBody(ctx, j)
 	w.metrics.job("completed")
-	return ev
+	return outcomeCompleted
 }
 
-func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
+func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) string {
 	j := o.job
-	ev = ev.Str("reason", string(d.reason))
+	ev.Str("reason", string(d.reason))
 	// Not being able to look is no reason to keep a failed job: the
 	// record is stored once whoever stores it.
 	if by, _ := w.settledElsewhere(ctx, j); by != "" {
@@ -142,14 +183,15 @@ func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outc
 		}
 		w.log.Warn().Str("job_id", j.ID).Str("outcome", by).Str("reason", string(d.reason)).Msg("job already settled elsewhere; this worker's late dead-letter dropped")
 		w.metrics.job("already_settled")
-		return ev
+		return outcomeAlreadySettled
 	}
 	f := dlq.Failure{Reason: d.reason, Error: d.cause, Status: d.status, Attempts: d.attempts, FailedAt: w.cfg.Now(), Worker: w.cfg.ID, History: o.history}
+	f.Traceparent, f.Tracestate = w.traceContext(o)
 	if err := w.deps.DeadLetters.DeadLetter(ctx, j, f); err != nil {
 		w.log.Error().Err(err).Str("job_id", j.ID).Str("reason", string(d.reason)).Msg("dead-letter record not stored; job given back")
 		w.giveBackUnlessLapsed(msg, o, j.ID)
 		w.metrics.job("record_not_stored")
-		return ev
+		return outcomeRecordNotStored
 	}
 	if err := msg.TermWithReason(string(d.reason)); err != nil {
 		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("term failed; the job will be redelivered and its record deduplicated")
@@ -157,30 +199,32 @@ func (w *Worker) settleDeadLetter(ctx context.Context, msg jetstream.Msg, o outc
 	}
 	w.dropState(ctx, j.Seq, o)
 	w.metrics.job("dead_lettered_" + string(d.reason))
-	return ev
+	return outcomeDeadLettered
 }
 
 // settleWait makes the job wait d.delay: as a scheduled copy when the
 // worker can (holding no delivery slot), else handed back with a delay.
-func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) *zerolog.Event {
+func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision, ev *zerolog.Event) string {
 	j := o.job
 	cause := d.cause
 	defers := d.defers
+	result := outcomeDeferred
 	if d.action == actRetry {
-		cause, defers = causeRetry, 0
+		cause, defers, result = causeRetry, 0, outcomeRetried
 	}
-	ev = ev.Dur("retry_in", d.delay)
+	ev.Dur("retry_in", d.delay)
 	if d.action == actRetry {
 		w.metrics.job("retried")
 	}
 	if w.waits() {
 		m := waitMark{Cause: cause, Until: o.now.Add(d.delay), Attempts: d.attempts, Defers: defers, History: o.history}
+		m.Traceparent, m.Tracestate = w.traceContext(o)
 		marked, err := w.wait(ctx, msg, j, m)
 		if err == nil {
 			w.dropState(ctx, j.Seq, o)
 			w.metrics.waited(j.FunctionID, cause)
 			w.watch.note(j.FunctionID, cause)
-			return ev
+			return result
 		}
 		w.metrics.waitFailure()
 		if marked {
@@ -189,7 +233,7 @@ func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d
 			// copy's dedupe id is still remembered. It keeps the due time.
 			w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not confirmed; the job comes back shortly to finish its wait")
 			w.giveBack(msg, w.policy.giveBack, j.ID)
-			return ev
+			return outcomeWaitNotStored
 		}
 		w.log.Warn().Err(err).Str("job_id", j.ID).Msg("waiting copy not stored; handing the job back with a delay instead")
 	}
@@ -205,10 +249,10 @@ func (w *Worker) settleWait(ctx context.Context, msg jetstream.Msg, o outcome, d
 	}
 	w.giveBack(msg, d.delay, j.ID)
 	w.metrics.held(cause)
-	return ev
+	return result
 }
 
-func (w *Worker) settleRelease(ctx context.Context, msg jetstream.Msg, o outcome, d decision) {
+func (w *Worker) settleRelease(ctx context.Context, msg jetstream.Msg, o outcome, d decision) string {
 	if o.made && o.job.Seq != 0 {
 		st := jobState{History: o.history, Free: o.freeDeliveries}
 		if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
@@ -217,15 +261,17 @@ func (w *Worker) settleRelease(ctx context.Context, msg jetstream.Msg, o outcome
 	}
 	w.giveBack(msg, d.delay, o.job.ID)
 	w.metrics.job("released")
+	return outcomeReleased
 }
 
-func (w *Worker) settleHandBack(ctx context.Context, msg jetstream.Msg, o outcome) {
+func (w *Worker) settleHandBack(ctx context.Context, msg jetstream.Msg, o outcome) string {
 	st := jobState{History: o.history, Free: o.freeDeliveries + 1}
 	if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
 		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("hand-back not recorded; the next delivery counts as an attempt")
 	}
 	w.giveBack(msg, 0, o.job.ID)
 	w.metrics.held(causeShutdown)
+	return outcomeHandedBack
 }
 
 // settleLeave leaves the job to JetStream. A delivery that made no
@@ -234,7 +280,7 @@ func (w *Worker) settleHandBack(ctx context.Context, msg jetstream.Msg, o outcom
 // job's attempts; the job may be running elsewhere, so nothing else is
 // done. If the record is lost the delivery is charged: fewer attempts,
 // never more.
-func (w *Worker) settleLeave(ctx context.Context, o outcome) {
+func (w *Worker) settleLeave(ctx context.Context, o outcome) string {
 	if !o.made && o.job.Seq != 0 {
 		st := jobState{History: o.history, Free: o.freeDeliveries + 1}
 		if err := w.saveState(ctx, o.job.Seq, &st); err != nil {
@@ -242,9 +288,10 @@ func (w *Worker) settleLeave(ctx context.Context, o outcome) {
 		}
 	}
 	w.metrics.job("left")
+	return outcomeLeft
 }
 
-func (w *Worker) settleAcknowledge(ctx context.Context, msg jetstream.Msg, o outcome) {
+func (w *Worker) settleAcknowledge(ctx context.Context, msg jetstream.Msg, o outcome) string {
 	if err := msg.Ack(); err != nil {
 		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("ack failed")
 		w.metrics.ackFailure()
@@ -252,16 +299,18 @@ func (w *Worker) settleAcknowledge(ctx context.Context, msg jetstream.Msg, o out
 	w.dropState(ctx, o.job.Seq, o)
 	w.dropBody(ctx, o.job)
 	w.metrics.job("already_completed")
+	return outcomeAlreadyCompleted
 }
 
-func (w *Worker) settleResumeWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision) {
+func (w *Worker) settleResumeWait(ctx context.Context, msg jetstream.Msg, o outcome, d decision) string {
 	if err := w.finishWait(ctx, msg, o.job, *o.resume); err != nil {
 		// The mark stays: the next redelivery tries again.
 		w.log.Warn().Err(err).Str("job_id", o.job.ID).Msg("waiting copy not stored; the job will be redelivered to finish its wait")
 		w.giveBack(msg, w.policy.giveBack, o.job.ID)
-		return
+		return outcomeWaitNotStored
 	}
 	w.metrics.waited(o.job.FunctionID, d.cause)
+	return outcomeWaitResumed
 }
 
 // giveBack hands msg back to JetStream for redelivery after delay. If that

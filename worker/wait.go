@@ -48,6 +48,10 @@ type waitMark struct {
 	Attempts int           `json:"attempts"`
 	Defers   int           `json:"defers,omitempty"`
 	History  []dlq.Attempt `json:"history,omitempty"`
+	// Traceparent and Tracestate are the trace the copy continues (a
+	// tracing worker's delivery span), empty when not tracing.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 func waitMarkKey(seq uint64) string { return "park." + strconv.FormatUint(seq, 10) }
@@ -144,6 +148,12 @@ func (w *Worker) waitCopy(j job.Job, m waitMark) *nats.Msg {
 	}
 	if len(m.History) > 0 {
 		h.Set(job.HeaderWaitHistory, dlq.EncodeHistory(m.History))
+	}
+	if m.Traceparent != "" {
+		h.Set(job.HeaderWaitTraceparent, m.Traceparent)
+		if m.Tracestate != "" {
+			h.Set(job.HeaderWaitTracestate, m.Tracestate)
+		}
 	}
 	until := m.Until.UTC().Format(time.RFC3339Nano)
 	h.Set(job.HeaderWaitUntil, until)

@@ -96,6 +96,7 @@ type Worker struct {
 	limits   *functionLimits
 	policy   policy
 	watch    *waitWatch
+	tracing  *tracing // nil when not tracing
 	// settlers bounds the waits being stored outside the slots (see
 	// handle); settling is how Run waits for them.
 	settlers chan struct{}
@@ -131,6 +132,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		limits:   newFunctionLimits(cfg.limitsConfig()),
 		policy:   cfg.policy(),
 		watch:    newWaitWatch(cfg.WaitLogThreshold, cfg.Now, log),
+		tracing:  newTracing(cfg.TracerProvider),
 		settlers: make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
