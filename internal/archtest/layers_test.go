@@ -23,7 +23,7 @@ type rule struct {
 
 var (
 	// libraries are the packages other programs may import.
-	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "dlq/dlqops", "worker", "client", "fanout"}
+	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "dlq/dlqops", "worker", "client", "fanout", "tracing"}
 	// apps are the layers above the libraries, and the test helpers.
 	apps = []string{"config", "admin", "bench", "doctor", "cmd/...", "internal/testenv", "invoke/internal/ocivector"}
 )
@@ -35,6 +35,7 @@ var rules = []rule{
 	{[]string{"dlq/dlqops"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlqops is the operator's toolkit on the dead-letter stream, on JetStream and dlq alone"},
 	{[]string{"job"}, []string{"queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
 	{[]string{"worker"}, []string{"queue", "client", "fanout", "dlq/dlqops"}, "worker declares the small interfaces it needs (cmd wires queue into them), and links the dead-letter record, not the operator's toolkit"},
+	{[]string{"job", "queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, []string{"tracing"}, "the engine and fan-out take a trace.TracerProvider: they depend on the OpenTelemetry API, never on the SDK or an exporter (cmd wires tracing in)"},
 	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
 	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
 }
@@ -116,7 +117,7 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 		"job":              {"dlq"},
 		"worker":           {"queue", "dlq/dlqops"},
 		"client":           {"config"},
-		"fanout":           {"internal/testenv"},
+		"fanout":           {"internal/testenv", "tracing"},
 		"config":           {"cmd/worker"},
 		"invoke/emulator":  {"bench"},
 		"internal/testenv": {"worker"}, // allowed
@@ -124,7 +125,7 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 	got := violations(broken, rules)
 	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "dlq imports dlq/dlqops",
 		"dlq/dlqops imports invoke", "job imports dlq", "worker imports queue", "worker imports dlq/dlqops", "client imports config",
-		"fanout imports internal/testenv", "config imports cmd/worker", "invoke/emulator imports bench",
+		"fanout imports internal/testenv", "fanout imports tracing", "config imports cmd/worker", "invoke/emulator imports bench",
 		"invoke imports invoke/internal/ocivector"} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want+":") }) {
 			t.Errorf("no violation reported for %q; got %v", want, got)
@@ -133,6 +134,24 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 	for _, v := range got {
 		if strings.HasPrefix(v, "internal/testenv imports worker") {
 			t.Errorf("allowed import reported: %s", v)
+		}
+	}
+}
+
+// TestEngineLinksNoExporter: the worker and fan-out packages, with all
+// they import, link the OpenTelemetry API only: the SDK and the exporters
+// (and gRPC with them) come in through cmd's wiring alone.
+func TestEngineLinksNoExporter(t *testing.T) {
+	for _, pkg := range []string{"worker", "fanout"} {
+		out, err := exec.Command("go", "list", "-deps", module+"/"+pkg).Output()
+		if err != nil {
+			t.Skipf("go list: %v (the go tool is needed for this test)", err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "go.opentelemetry.io/otel/sdk") || strings.HasPrefix(dep, "go.opentelemetry.io/otel/exporters") ||
+				strings.HasPrefix(dep, "google.golang.org/grpc") {
+				t.Errorf("%s links %s", pkg, dep)
+			}
 		}
 	}
 }
