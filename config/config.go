@@ -25,6 +25,8 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Log is the log output.
 	Log Log `yaml:"log"`
+	// Tracing is where OpenTelemetry spans go.
+	Tracing Tracing `yaml:"tracing"`
 	// Emulator is the local function emulator (worker dev, worker emulator).
 	Emulator Emulator `yaml:"emulator"`
 	// Routes fan events out into jobs. Read from the file only: environment
@@ -318,6 +320,20 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json or console. Default "json".
 	Format string `yaml:"format"`
+}
+
+// Tracing is OpenTelemetry tracing (package tracing).
+type Tracing struct {
+	// Exporter is off, otlp-http or otlp-grpc. Default "off".
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the collector's URL (http:// for plain text); empty
+	// takes the exporter's default, or OTEL_EXPORTER_OTLP_ENDPOINT.
+	// Default "".
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of the traces started here that are
+	// sampled, 0 to 1; a job's traceparent decides for its own trace.
+	// Default 1.
+	SampleRatio float64 `yaml:"sample_ratio"`
 }
 
 // Emulator is the local function emulator.

@@ -5,6 +5,7 @@ package config
 import (
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/tracing"
 	"github.com/invoke-worker/worker/worker"
 )
 
@@ -101,6 +102,10 @@ func Default() Config {
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:9090"},
 		Log:  Log{Level: "info", Format: "json"},
+		Tracing: Tracing{
+			Exporter:    tracing.ExporterDefault,
+			SampleRatio: tracing.SampleRatioDefault,
+		},
 		Emulator: Emulator{
 			Listen:    "127.0.0.1:8080",
 			Default:   "echo",

@@ -13,6 +13,7 @@ import (
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/invoke/emulator"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/tracing"
 	"github.com/invoke-worker/worker/worker"
 )
 
@@ -168,6 +169,9 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"breaker.interval":                {c.Breaker.Interval, breaker.Interval},
 		"breaker.open_timeout":            {c.Breaker.OpenTimeout, breaker.OpenTimeout},
 		"breaker.half_open_requests":      {c.Breaker.HalfOpenRequests, breaker.HalfOpenRequests},
+		"tracing.exporter":                {c.Tracing.Exporter, tracing.ExporterDefault},
+		"tracing.endpoint":                {c.Tracing.Endpoint, tracing.Config{}.Endpoint},
+		"tracing.sample_ratio":            {c.Tracing.SampleRatio, tracing.SampleRatioDefault},
 	}
 	configOnly := []string{
 		"nats.url", "nats.creds", "nats.nkey", "nats.user", "nats.password", "nats.token",

@@ -3,12 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/job"
+	"github.com/invoke-worker/worker/tracing"
 )
 
 // maxPayloadLimit is the largest max_payload a NATS server accepts.
@@ -150,6 +152,13 @@ func (c Config) Validate() error {
 
 	v.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "console")
+	v.oneOf("tracing.exporter", c.Tracing.Exporter, tracing.ExporterOff, tracing.ExporterOTLPHTTP, tracing.ExporterOTLPGRPC)
+	v.check(c.Tracing.SampleRatio >= 0 && c.Tracing.SampleRatio <= 1, "tracing.sample_ratio", "must be from 0 to 1, got %g", c.Tracing.SampleRatio)
+	if c.Tracing.Endpoint != "" {
+		u, err := url.Parse(c.Tracing.Endpoint)
+		v.check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "tracing.endpoint",
+			"want the collector's URL, such as http://collector:4318 (otlp-http) or http://collector:4317 (otlp-grpc), got %q", c.Tracing.Endpoint)
+	}
 
 	e := c.Emulator
 	v.hostPort("emulator.listen", e.Listen)

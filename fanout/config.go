@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/job"
@@ -139,6 +140,12 @@ type Config struct {
 	// Metrics, when set, receives the routes' counters
 	// (invoke_worker_route_events_total, invoke_worker_route_jobs_total).
 	Metrics prometheus.Registerer
+	// TracerProvider makes a span per event fanned out ("invoke.fanout"),
+	// the child of the event's traceparent when it has one; each job the
+	// event makes carries that span's traceparent, so the jobs' traces
+	// start at the route. Defaults to a no-op provider: then the event's
+	// traceparent and tracestate travel to the jobs as they are.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

@@ -14,6 +14,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/job"
@@ -25,6 +30,7 @@ type Fanout struct {
 	log     zerolog.Logger
 	routes  []*route
 	metrics *metrics
+	tracer  trace.Tracer // nil when not tracing
 }
 
 // New validates cfg and returns a Fanout that is not running yet.
@@ -38,6 +44,11 @@ func New(cfg Config) (*Fanout, error) {
 		return nil, fmt.Errorf("fanout: metrics: %w", err)
 	}
 	f := &Fanout{cfg: cfg, log: cfg.Logger.With().Str("component", "fanout").Logger(), metrics: m}
+	switch cfg.TracerProvider.(type) {
+	case nil, noop.TracerProvider, *noop.TracerProvider:
+	default:
+		f.tracer = cfg.TracerProvider.Tracer("github.com/invoke-worker/worker/fanout")
+	}
 	for _, r := range cfg.Routes {
 		f.routes = append(f.routes, &route{Route: r, f: f, log: f.log.With().Str("route", r.Name).Logger()})
 	}
@@ -247,12 +258,19 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	jobs := r.jobs(msg, meta)
+	span := r.trace(ctx, msg, jobs)
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	res, err := r.f.cfg.Publisher.EnqueueBatch(ctx, jobs)
 	r.f.metrics.batch(r.Name, res)
 	if err != nil && anyInvalid(res) {
 		err = r.enqueueInvalid(ctx, jobs, res, meta)
+	}
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, "jobs not all stored; event given back")
+		}
+		span.End()
 	}
 	if err == nil {
 		if err := msg.Ack(); err != nil {
@@ -266,6 +284,34 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 	delay := min(retryDelayFirst<<min(meta.NumDelivered-1, 10), retryDelayMax)
 	ev.Warn().Err(err).Dur("retry_in", delay).Msg("jobs of event not all stored; event given back")
 	_ = msg.NakWithDelay(delay)
+}
+
+// trace starts the event's span, when the route traces, and makes it the
+// parent of jobs: their shared header carries its traceparent. It returns
+// nil when not tracing.
+func (r *route) trace(ctx context.Context, msg jetstream.Msg, jobs []client.Job) trace.Span {
+	if r.f.tracer == nil || len(jobs) == 0 {
+		return nil
+	}
+	prop := propagation.TraceContext{}
+	ctx = prop.Extract(ctx, job.TraceCarrier(msg.Headers()))
+	ctx, span := r.f.tracer.Start(ctx, "invoke.fanout",
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("invoke.route", r.Name),
+			attribute.Int("invoke.jobs", len(jobs)),
+		),
+	)
+	// Every job of the event shares one header (copied by Job.Message).
+	hdr := job.TraceCarrier(jobs[0].Header)
+	for k := range hdr {
+		if strings.EqualFold(k, job.HeaderTracestate) {
+			delete(hdr, k) // the span's own, if any, replaces the event's
+		}
+	}
+	prop.Inject(ctx, hdr)
+	return span
 }
 
 // jobs builds the event's jobs, one per function.

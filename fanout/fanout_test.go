@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/fanout"
@@ -550,4 +556,95 @@ invoke_worker_route_jobs_total{outcome="enqueued",route="broken"} 0
 invoke_worker_route_jobs_total{outcome="not_stored",route="broken"} 0
 invoke_worker_route_jobs_total{outcome="refused",route="broken"} 2
 `)
+}
+
+// capturingPublisher keeps the headers of the jobs it enqueues.
+type capturingPublisher struct {
+	fanout.Publisher
+	mu      *sync.Mutex
+	headers *[]nats.Header
+}
+
+func (c capturingPublisher) EnqueueBatch(ctx context.Context, jobs []client.Job) ([]client.BatchResult, error) {
+	c.mu.Lock()
+	for _, j := range jobs {
+		*c.headers = append(*c.headers, nats.Header(http.Header(j.Header).Clone()))
+	}
+	c.mu.Unlock()
+	return c.Publisher.EnqueueBatch(ctx, jobs)
+}
+
+// TestRoutesStartTheTraceOfTheirJobs: with a tracer provider, each event
+// fanned out is a span, the child of the event's traceparent when it has
+// one, and every job the event makes carries that span's traceparent; an
+// event without one starts a trace.
+func TestRoutesStartTheTraceOfTheirJobs(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	st := testenv.StartStack(t, testenv.StackConfig{})
+	var (
+		mu      sync.Mutex
+		headers []nats.Header
+	)
+	start(t, st, fanout.Config{TracerProvider: tp, Routes: []fanout.Route{{
+		Name: "traced", Stream: "TRACED", StreamSubjects: []string{"traced.>"}, Functions: []string{fnA, fnB},
+	}}}, func(c *client.Client) fanout.Publisher {
+		return capturingPublisher{Publisher: c, mu: &mu, headers: &headers}
+	}, 0)
+	const eventTrace, eventSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	traced := nats.NewMsg("traced.one")
+	traced.Header.Set("Traceparent", "00-"+eventTrace+"-"+eventSpan+"-01") // any spelling
+	traced.Header.Set("tracestate", "k=v")
+	if _, err := st.JS.PublishMsg(ctx, traced); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.JS.Publish(ctx, "traced.two", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	var spans tracetest.SpanStubs
+	testenv.Eventually(t, "two fan-out spans", func() bool {
+		spans = exp.GetSpans()
+		return len(spans) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(headers) != 4 || len(spans) != 2 {
+		t.Fatalf("%d jobs, %d spans; want 4 and 2", len(headers), len(spans))
+	}
+	bySpan := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans {
+		bySpan[s.SpanContext.SpanID()] = s
+	}
+	var fromTraced int
+	for _, h := range headers {
+		if len(h.Values("Traceparent")) != 0 {
+			t.Errorf("job keeps the event's spelling Traceparent: %v", h)
+		}
+		ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{
+			"traceparent": h.Get(job.HeaderTraceparent), "tracestate": h.Get(job.HeaderTracestate)})
+		sc := trace.SpanContextFromContext(ctx)
+		s, ok := bySpan[sc.SpanID()]
+		if !sc.IsValid() || !ok || s.SpanContext.TraceID() != sc.TraceID() {
+			t.Fatalf("job's traceparent %q is not a fan-out span", h.Get(job.HeaderTraceparent))
+		}
+		if s.Name != "invoke.fanout" || s.SpanKind != trace.SpanKindProducer {
+			t.Errorf("span %s kind %v", s.Name, s.SpanKind)
+		}
+		if s.Parent.IsValid() {
+			fromTraced++
+			if s.Parent.TraceID().String() != eventTrace || s.Parent.SpanID().String() != eventSpan {
+				t.Errorf("fan-out span's parent %v, want the event's", s.Parent)
+			}
+			if h.Get(job.HeaderTracestate) != "k=v" {
+				t.Errorf("job's tracestate %q, want the event's", h.Get(job.HeaderTracestate))
+			}
+		}
+	}
+	if fromTraced != 2 {
+		t.Errorf("%d jobs continue the event's trace, want 2", fromTraced)
+	}
 }
