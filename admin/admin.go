@@ -1,7 +1,8 @@
 // Package admin owns the worker's admin HTTP endpoint: /healthz (the
 // process is alive), /readyz (connected to NATS and bound to the consumer),
 // /metrics (Prometheus text format, with invoke_worker_ready mirroring
-// /readyz) and, when enabled, /debug/pprof.
+// /readyz), /loglevel (read and change the log level) and, when enabled,
+// /debug/pprof.
 package admin
 
 import (
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/internal/loglevel"
 )
 
 // Config configures the admin endpoint.
@@ -29,8 +32,11 @@ type Config struct {
 	// Gatherer serves /metrics. Defaults to an empty registry.
 	Gatherer prometheus.Gatherer
 	// Pprof mounts net/http/pprof under /debug/pprof/. Defaults to false.
-	Pprof  bool
-	Logger zerolog.Logger
+	Pprof bool
+	// LogLevel, when set, is served at /loglevel: GET reads it, PUT
+	// changes it (loglevel.Level.Handler).
+	LogLevel *loglevel.Level
+	Logger   zerolog.Logger
 }
 
 // Server is a running admin endpoint.
@@ -76,6 +82,9 @@ func Start(c Config) (*Server, error) {
 		return 1
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{c.Gatherer, own}, promhttp.HandlerOpts{}))
+	if c.LogLevel != nil {
+		mux.Handle("/loglevel", c.LogLevel.Handler(c.Logger))
+	}
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -82,9 +82,13 @@ func (c Config) Validate() error {
 
 // Provider is the process's tracer provider and what stops it.
 type Provider struct {
-	trace.TracerProvider
+	tp  trace.TracerProvider
 	sdk *sdktrace.TracerProvider // nil when off
 }
+
+// TracerProvider is what the worker and fan-out take: the no-op provider
+// itself when off, so that they see tracing is off and skip it.
+func (p *Provider) TracerProvider() trace.TracerProvider { return p.tp }
 
 // New builds the provider c asks for: a no-op one when the exporter is
 // off, else an SDK provider exporting in batches. The exporter connects
@@ -100,7 +104,7 @@ func New(ctx context.Context, c Config) (*Provider, error) {
 	)
 	switch c.Exporter {
 	case "", ExporterOff:
-		return &Provider{TracerProvider: noop.NewTracerProvider()}, nil
+		return &Provider{tp: noop.NewTracerProvider()}, nil
 	case ExporterOTLPHTTP:
 		var opts []otlptracehttp.Option
 		if c.Endpoint != "" {
@@ -137,7 +141,7 @@ func New(ctx context.Context, c Config) (*Provider, error) {
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SampleRatio))),
 	)
-	return &Provider{TracerProvider: tp, sdk: tp}, nil
+	return &Provider{tp: tp, sdk: tp}, nil
 }
 
 // httpTracesURL adds the OTLP traces path to an endpoint given without

@@ -146,7 +146,15 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if c.Worker.ID == "" {
 		c.Worker.ID = defaultWorkerID()
 	}
-	log = log.With().Str("worker", c.Worker.ID).Logger()
+	level := logLevel(c.Log)
+	log = level.Apply(log).With().Str("worker", c.Worker.ID).Logger()
+	defer logLifecycle(log, c)(&err)
+
+	tp, err := startTracing(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tp, log)
 
 	retryPolicy, err := invoke.NewRetryPolicy(c.Retry.On, c.Retry.Never)
 	if err != nil {
@@ -307,10 +315,11 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		OwnSubjects:            append(slices.Clone(topo.JobsSubjects), topo.ResultsPrefix+".>", topo.DLQPrefix+".>", topo.WaitPrefix+".>"),
 		// A wait's mark must outlast the original's redelivery, by the
 		// ack wait the consumer has (the server's, when it differs).
-		WaitMarkTTL: max(worker.WaitMarkTTLDefault, 4*ackWait),
-		AckWait:     ackWait,
-		Metrics:     reg,
-		Logger:      &log,
+		WaitMarkTTL:    max(worker.WaitMarkTTLDefault, 4*ackWait),
+		AckWait:        ackWait,
+		Metrics:        reg,
+		Logger:         &log,
+		TracerProvider: tp.TracerProvider(),
 	}, worker.Deps{
 		Consumer:      source,
 		State:         state,
@@ -328,7 +337,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err != nil {
 		return err
 	}
-	routes, err := newFanout(setupCtx, c, nc, js, topo, reg, log)
+	routes, err := newFanout(setupCtx, c, nc, js, topo, reg, log, tp.TracerProvider())
 	if err != nil {
 		return err
 	}
@@ -338,6 +347,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 			Listen:   c.HTTP.Listen,
 			Gatherer: reg,
 			Pprof:    c.HTTP.Pprof,
+			LogLevel: level,
 			Logger:   log,
 			Ready: func() error {
 				switch {
@@ -354,7 +364,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		if err != nil {
 			return err
 		}
-		log.Info().Str("addr", srv.Addr().String()).Msg("admin endpoint: /healthz /readyz /metrics")
+		log.Info().Str("addr", srv.Addr().String()).Msg("admin endpoint: /healthz /readyz /metrics /loglevel")
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -388,9 +398,5 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 			log.Warn().Msg("NATS drain timed out")
 		}
 	}
-	if runErr != nil {
-		return runErr
-	}
-	log.Info().Msg("shut down cleanly")
-	return nil
+	return runErr
 }

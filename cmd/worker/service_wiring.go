@@ -1,5 +1,5 @@
 // Pieces runService wires in: error mapping, fan-out routes, the
-// consumer-state sampler.
+// consumer-state sampler, tracing, the log level and lifecycle lines.
 
 package main
 
@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +20,9 @@ import (
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/fanout"
+	"github.com/invoke-worker/worker/internal/loglevel"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/tracing"
 	"github.com/invoke-worker/worker/worker"
 )
 
@@ -33,7 +38,7 @@ func replicasKeyError(err error) error {
 // newFanout wires the configured routes, nil when there are none. Their
 // streams and consumers are set up here, so a route that cannot work
 // fails start-up.
-func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, reg prometheus.Registerer, log zerolog.Logger) (*fanout.Fanout, error) {
+func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream.JetStream, topo queue.Topology, reg prometheus.Registerer, log zerolog.Logger, tp trace.TracerProvider) (*fanout.Fanout, error) {
 	if len(c.Routes) == 0 {
 		return nil, nil
 	}
@@ -50,7 +55,7 @@ func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream
 			Source:  r.CloudEvent.Source, Type: r.CloudEvent.Type, Replicas: c.Streams.Replicas,
 		}
 	}
-	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log, Metrics: reg})
+	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log, Metrics: reg, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
@@ -98,4 +103,61 @@ func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
 		err = nil
 	}
 	return worker.Sample(cs), err
+}
+
+// startTracing builds the tracer provider tracing.* asks for (a no-op one
+// when off). Export failures are logged: the OpenTelemetry SDK reports them
+// through its process-wide error handler, set here once.
+func startTracing(ctx context.Context, c config.Config, log zerolog.Logger) (*tracing.Provider, error) {
+	tp, err := tracing.New(ctx, tracing.Config{
+		Exporter: c.Tracing.Exporter, Endpoint: c.Tracing.Endpoint, SampleRatio: c.Tracing.SampleRatio,
+		ServiceVersion: version(), InstanceID: c.Worker.ID,
+	})
+	if err != nil {
+		return nil, &config.KeyError{Key: "tracing.exporter", Err: err}
+	}
+	if tp.Enabled() {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn().Err(err).Msg("tracing: spans not exported")
+		}))
+	}
+	return tp, nil
+}
+
+// stopTracing exports the spans still buffered, for at most 5s.
+func stopTracing(tp *tracing.Provider, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("tracing: spans still buffered at exit were not exported")
+	}
+}
+
+// logLevel is the process's log level, log.level to begin with; PUT
+// /loglevel on the admin endpoint changes it.
+func logLevel(c config.Log) *loglevel.Level {
+	lvl, err := loglevel.Parse(c.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return loglevel.New(lvl)
+}
+
+// logLifecycle logs the process's start, with its effective configuration
+// (secrets redacted), and returns what logs its stop, with how long it ran
+// and the error it stopped on.
+func logLifecycle(log zerolog.Logger, c config.Config) func(*error) {
+	started := time.Now()
+	settings := zerolog.Dict()
+	for _, s := range c.Effective() {
+		settings.Str(s.Key, s.Value)
+	}
+	log.Info().Str("version", version()).Dict("config", settings).Msg("worker process starting")
+	return func(err *error) {
+		if *err != nil {
+			log.Error().Err(*err).Dur("uptime", time.Since(started)).Msg("worker process stopped on an error")
+			return
+		}
+		log.Info().Dur("uptime", time.Since(started)).Msg("shut down cleanly")
+	}
 }
