@@ -12,6 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/invoke"
@@ -84,9 +87,21 @@ func BenchmarkDLQNewMessage(b *testing.B) {
 // log line) with NATS and HTTP replaced by stubs that answer at once: the
 // worker's own CPU and allocations per job, production-configured (info
 // logging, formatted and discarded; Prometheus metrics).
-func BenchmarkHandle(b *testing.B) {
+func BenchmarkHandle(b *testing.B) { benchmarkHandle(b, nil, "") }
+
+// BenchmarkHandleTraced is BenchmarkHandle with tracing on: an SDK
+// provider sampling every span, exporting in batches to an exporter that
+// drops them, and jobs that carry a traceparent. Against BenchmarkHandle,
+// what tracing costs a job when it is on.
+func BenchmarkHandleTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	benchmarkHandle(b, tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+}
+
+func benchmarkHandle(b *testing.B, tp trace.TracerProvider, traceparent string) {
 	log := zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger()
-	w, err := New(Config{ID: "bench", Metrics: prometheus.NewRegistry(), Logger: &log}, Deps{
+	w, err := New(Config{ID: "bench", Metrics: prometheus.NewRegistry(), Logger: &log, TracerProvider: tp}, Deps{
 		Consumer:    func(context.Context) (jetstream.Consumer, error) { return nil, nil },
 		Invoker:     stubInvoker{benchResponse()},
 		Results:     stubPublisher{},
@@ -118,6 +133,9 @@ func BenchmarkHandle(b *testing.B) {
 				Consumer:     "invoke-workers",
 				Timestamp:    time.Now(),
 			},
+		}
+		if traceparent != "" {
+			msg.header[job.HeaderTraceparent] = []string{traceparent}
 		}
 		w.handle(ctx, msg, time.Now(), time.Time{}, false, s)
 		if !msg.acked {
