@@ -133,7 +133,7 @@ func Connect(ctx context.Context, c ConnConfig) (*nats.Conn, error) {
 	select {
 	case r := <-done:
 		if r.err != nil {
-			return nil, fmt.Errorf("nats: connect to %s: %w", redactURLs(urls), r.err)
+			return nil, fmt.Errorf("nats: connect to %s%s: %w", redactURLs(urls), c.describeAuth(), r.err)
 		}
 		state(true)
 		return r.nc, nil
@@ -145,6 +145,34 @@ func Connect(ctx context.Context, c ConnConfig) (*nats.Conn, error) {
 		}()
 		return nil, fmt.Errorf("nats: connect to %s: %w", redactURLs(urls), ctx.Err())
 	}
+}
+
+// describeAuth names the credentials and TLS files a connection used, never
+// their contents, so a refused connection says which one to check.
+func (c ConnConfig) describeAuth() string {
+	var used []string
+	if c.Creds != "" {
+		used = append(used, "creds file "+c.Creds)
+	}
+	if c.NKey != "" {
+		used = append(used, "nkey seed file "+c.NKey)
+	}
+	if c.User != "" || c.Password != "" {
+		used = append(used, fmt.Sprintf("user %q and password", c.User))
+	}
+	if c.Token != "" {
+		used = append(used, "token")
+	}
+	if c.TLSCA != "" {
+		used = append(used, "TLS CA file "+c.TLSCA)
+	}
+	if c.TLSCert != "" {
+		used = append(used, "TLS client certificate "+c.TLSCert)
+	}
+	if len(used) == 0 {
+		return " without credentials"
+	}
+	return " with " + strings.Join(used, ", ")
 }
 
 // redactURL hides a password or token embedded in a URL.
