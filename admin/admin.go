@@ -2,16 +2,20 @@
 // process is alive), /readyz (connected to NATS and bound to the consumer),
 // /metrics (Prometheus text format, with invoke_worker_ready mirroring
 // /readyz), /loglevel (read and change the log level) and, when enabled,
-// /debug/pprof.
+// /debug/pprof; and who may read them: with a bearer token, everything but
+// /healthz and /readyz needs it, and /debug/pprof is served off loopback
+// only with one.
 package admin
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,12 +35,36 @@ type Config struct {
 	Ready func() error
 	// Gatherer serves /metrics. Defaults to an empty registry.
 	Gatherer prometheus.Gatherer
-	// Pprof mounts net/http/pprof under /debug/pprof/. Defaults to false.
+	// Pprof mounts net/http/pprof under /debug/pprof/. Off loopback it
+	// needs Token (ErrPprofNeedsToken). Defaults to false.
 	Pprof bool
 	// LogLevel, when set, is served at /loglevel: GET reads it, PUT
 	// changes it (loglevel.Level.Handler).
 	LogLevel *loglevel.Level
-	Logger   zerolog.Logger
+	// Token, when set, is the bearer token every request but /healthz and
+	// /readyz must carry (Authorization: Bearer <token>). Probes stay open
+	// because orchestrators call them without credentials and they reveal
+	// nothing but up or down.
+	Token  string
+	Logger zerolog.Logger
+}
+
+// ErrPprofNeedsToken refuses /debug/pprof on a non-loopback address
+// without a token: profiles and the command line are for operators only.
+var ErrPprofNeedsToken = errors.New("/debug/pprof on an address other than loopback needs a bearer token")
+
+// OnLoopback reports whether listen (host:port) accepts connections from
+// this machine only. An empty host listens on every interface.
+func OnLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Server is a running admin endpoint.
@@ -54,6 +82,10 @@ func Start(c Config) (*Server, error) {
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.NewRegistry()
+	}
+	loopback := OnLoopback(c.Listen)
+	if c.Pprof && c.Token == "" && !loopback {
+		return nil, fmt.Errorf("admin endpoint on %s: %w", c.Listen, ErrPprofNeedsToken)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -96,8 +128,14 @@ func Start(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin endpoint: listen on %s: %w (set http.listen to another address, or empty to turn it off)", c.Listen, err)
 	}
+	var handler http.Handler = mux
+	if c.Token != "" {
+		handler = requireToken(c.Token, mux)
+	} else if !loopback {
+		c.Logger.Warn().Str("addr", c.Listen).Msg("admin endpoint listens beyond loopback without a token: anyone who can reach it reads /metrics (set http.token_file)")
+	}
 	s := &Server{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		srv:  &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second},
 		addr: l.Addr(),
 		done: make(chan struct{}),
 	}
@@ -108,6 +146,24 @@ func Start(c Config) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// requireToken lets /healthz and /readyz through and everything else only
+// with the bearer token, compared in constant time.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="invoke-worker admin"`)
+			http.Error(w, "a bearer token is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the address it listens on.

@@ -47,8 +47,14 @@ type NATS struct {
 	User string `yaml:"user"`
 	// Password is the password for user/password auth; secret. Default "".
 	Password string `yaml:"password"`
+	// PasswordFile is a file holding the password instead (its trailing
+	// newline dropped); not with Password. Default "".
+	PasswordFile string `yaml:"password_file"`
 	// Token is the auth token; secret. Default "".
 	Token string `yaml:"token"`
+	// TokenFile is a file holding the token instead; not with Token.
+	// Default "".
+	TokenFile string `yaml:"token_file"`
 	// TLS is client TLS. Default: all empty (system roots, no client cert).
 	TLS TLS `yaml:"tls"`
 	// Name is the connection name shown by the server. Default "invoke-worker".
@@ -258,6 +264,9 @@ type OCI struct {
 	Profile string `yaml:"profile"`
 	// Passphrase unlocks the API key; secret. Default "".
 	Passphrase string `yaml:"passphrase"`
+	// PassphraseFile is a file holding the passphrase instead; not with
+	// Passphrase. Default "".
+	PassphraseFile string `yaml:"passphrase_file"`
 }
 
 // Retry is the backoff between attempts at one job.
@@ -310,8 +319,15 @@ type HTTP struct {
 	// Listen is the admin address; empty turns the endpoint off.
 	// Default "127.0.0.1:9090".
 	Listen string `yaml:"listen"`
-	// Pprof serves /debug/pprof on the admin endpoint. Default false.
+	// Pprof serves /debug/pprof on the admin endpoint. On an address
+	// other than loopback it needs TokenFile. Default false.
 	Pprof bool `yaml:"pprof"`
+	// TokenFile holds the bearer token every request but /healthz and
+	// /readyz must carry; empty: no token. There is no inline form, so the
+	// token is never in the YAML or on a command line. Default "".
+	TokenFile string `yaml:"token_file"`
+	// Token is read from TokenFile by Load; it is not a key.
+	Token string `yaml:"-"`
 }
 
 // Log is log output.

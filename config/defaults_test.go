@@ -174,10 +174,10 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"tracing.sample_ratio":            {c.Tracing.SampleRatio, tracing.SampleRatioDefault},
 	}
 	configOnly := []string{
-		"nats.url", "nats.creds", "nats.nkey", "nats.user", "nats.password", "nats.token",
+		"nats.url", "nats.creds", "nats.nkey", "nats.user", "nats.password", "nats.token", "nats.password_file", "nats.token_file",
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.embedded.store_dir",
-		"worker.id", "worker.gc_min_heap", "invoke.endpoints", "invoke.management_endpoint", "invoke.oci.passphrase",
-		"http.listen", "http.pprof", "log.level", "log.format",
+		"worker.id", "worker.gc_min_heap", "invoke.endpoints", "invoke.management_endpoint", "invoke.oci.passphrase", "invoke.oci.passphrase_file",
+		"http.listen", "http.pprof", "http.token_file", "log.level", "log.format",
 		"emulator.listen", "emulator.public_key", "emulator.default", "emulator.functions", "emulator.record_calls", "routes",
 	}
 	for _, k := range Keys() {

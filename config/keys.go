@@ -25,6 +25,9 @@ func leaves() []leaf {
 	walk = func(t reflect.Type, prefix string, index []int) {
 		for i := range t.NumField() {
 			f := t.Field(i)
+			if notAKey(f) {
+				continue
+			}
 			key := prefix + tagName(f)
 			idx := append(slices.Clone(index), i)
 			if f.Type.Kind() == reflect.Struct {
@@ -44,6 +47,10 @@ func leaves() []leaf {
 	walk(reflect.TypeFor[Config](), "", nil)
 	return out
 }
+
+// notAKey marks a field filled by Load from other keys (yaml:"-"), such as
+// a secret read from a file, that no source may set directly.
+func notAKey(f reflect.StructField) bool { return f.Tag.Get("yaml") == "-" }
 
 func tagName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -102,6 +109,9 @@ func typeKeys(t reflect.Type, prefix string) []string {
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if notAKey(f) {
+			continue
+		}
 		key := prefix + tagName(f)
 		if f.Type.Kind() == reflect.Struct {
 			out = append(out, typeKeys(f.Type, key+".")...)

@@ -21,6 +21,9 @@ type LoadOptions struct {
 	Environ []string
 	// Overrides are applied last, in order (the CLI passes flags here).
 	Overrides []Override
+	// Warn, when set, receives what is loaded but exposed: a secret on the
+	// command line, or a file holding one that group or others can read.
+	Warn func(msg string)
 }
 
 // Override sets one dotted key from its string form, as a flag does.
@@ -33,6 +36,8 @@ type Override struct {
 // variables from Environ, then Overrides, then Validate. Each source
 // replaces whole values: a list or map from a later source replaces the
 // earlier one rather than merging with it.
+//
+// Secrets named by *_file keys are read last, so Validate sees them.
 //
 // Every returned error wraps ErrInvalid; errors about keys are *KeyError,
 // joined when there are several.
@@ -50,16 +55,23 @@ func Load(opts LoadOptions) (Config, error) {
 // Read is Load without Validate: the configuration as written, for a tool
 // that explains what is wrong with it (worker doctor) rather than refusing
 // it. An unreadable file, an unknown key or a value that does not parse is
-// still an error: there is no configuration to explain.
+// still an error: there is no configuration to explain. Secrets named by
+// *_file keys are read here too, and exposed ones reported to opts.Warn.
 func Read(opts LoadOptions) (Config, error) {
 	cfg := Default()
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
 	var errs []error
+	fileHasSecret := false
 	if opts.File != "" {
 		data, err := os.ReadFile(opts.File)
 		if err != nil {
 			return Config{}, invalid(err)
 		}
 		errs = append(errs, decodeYAML(data, opts.File, &cfg)...)
+		fileHasSecret = cfg.hasInlineSecret()
 	}
 	reg := registry()
 	errs = append(errs, applyEnv(&cfg, opts.Environ, reg)...)
@@ -67,6 +79,17 @@ func Read(opts LoadOptions) (Config, error) {
 	if len(errs) > 0 {
 		// Validating a half-applied configuration would only add noise.
 		return Config{}, errors.Join(errs...)
+	}
+	for _, o := range opts.Overrides {
+		if w := onCommandLine(o); w != "" {
+			warn(w)
+		}
+	}
+	if err := readSecretFiles(&cfg); err != nil {
+		return Config{}, err
+	}
+	for _, w := range exposedFiles(cfg, opts.File, fileHasSecret) {
+		warn(w)
 	}
 	return cfg, nil
 }

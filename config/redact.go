@@ -34,11 +34,12 @@ func (c Config) Clone() Config {
 }
 
 // Redacted returns a deep copy that is safe to log: nats.password,
-// nats.token and invoke.oci.passphrase are "REDACTED" when set, and so are
+// nats.token, invoke.oci.passphrase and the admin token (also when read
+// from their files) are "REDACTED" when set, and so are
 // credentials inside nats.url (a user-only URL carries a token there).
 func (c Config) Redacted() Config {
 	c = c.Clone()
-	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token, &c.Invoke.OCI.Passphrase} {
+	for _, s := range []*string{&c.NATS.Password, &c.NATS.Token, &c.Invoke.OCI.Passphrase, &c.HTTP.Token} {
 		if *s != "" {
 			*s = redactedValue
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/invoke-worker/worker/admin"
 	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/job"
 	"github.com/invoke-worker/worker/tracing"
@@ -149,6 +150,8 @@ func (c Config) Validate() error {
 		v.hostPort("http.listen", c.HTTP.Listen)
 	}
 	v.check(!c.HTTP.Pprof || c.HTTP.Listen != "", "http.pprof", "needs the admin endpoint, but http.listen is empty")
+	v.check(!c.HTTP.Pprof || c.HTTP.Listen == "" || c.HTTP.TokenFile != "" || admin.OnLoopback(c.HTTP.Listen), "http.pprof",
+		"serves /debug/pprof beyond loopback (http.listen %s) only with http.token_file set", c.HTTP.Listen)
 
 	v.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "console")

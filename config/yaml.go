@@ -224,7 +224,7 @@ func (w *walker) mergeSources(v *yaml.Node, path string, data bool) []pair {
 
 func fieldIndex(t reflect.Type, name string) (int, bool) {
 	for i := range t.NumField() {
-		if tagName(t.Field(i)) == name {
+		if !notAKey(t.Field(i)) && tagName(t.Field(i)) == name {
 			return i, true
 		}
 	}

@@ -69,7 +69,7 @@ func authModes(t *testing.T) map[string]func(t *testing.T) authSetup {
 			token, wrong := "tok-"+secretWord(t), "tok-"+secretWord(t)
 			return authSetup{
 				server:    func(o *server.Options) { o.Authorization = token },
-				env:       []string{"WORKER_NATS_TOKEN=" + token},
+				sets:      []string{"nats.token_file=" + secretFile(t, token+"\n")},
 				client:    []nats.Option{nats.Token(token)},
 				wrongEnv:  []string{"WORKER_NATS_TOKEN=" + wrong},
 				wrongWant: []string{"with token", "authorization violation"},
@@ -125,7 +125,8 @@ func authModes(t *testing.T) map[string]func(t *testing.T) authSetup {
 // that enforces each authentication mode: it connects, runs jobs, survives
 // a restart of the server, and with a wrong secret exits 1 naming what
 // failed. No output of either run (debug logs, /metrics, the error) holds
-// a secret.
+// a secret. The admin endpoint requires a token, which the outputs must
+// not show either.
 func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 	t.Parallel()
 	creds := testenv.Credentials(t)
@@ -137,8 +138,11 @@ func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 			t.Parallel()
 			a := mode(t)
 			srv := testenv.StartSecureNATS(t, a.server)
+			adminToken := "adm-" + secretWord(t)
+			a.secrets = append(a.secrets, adminToken)
+			admin := []string{"http.token_file=" + secretFile(t, adminToken), "http.pprof=true"}
 
-			p := startWorker(t, srv.URL(), a.env, append(slices.Clone(base), a.sets...)...)
+			p := startWorker(t, srv.URL(), a.env, append(slices.Concat(base, admin), a.sets...)...)
 			nc, err := nats.Connect(srv.URL(), append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, a.client...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -154,10 +158,17 @@ func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 			srv.Restart(t)
 			publishEventually(t, js, "after", 5)
 			testenv.Eventually(t, "results after the restart", func() bool { return countEventually(js, "INVOKE_RESULTS") == 10 })
-			metrics := p.metrics()
+			bearer := http.Header{"Authorization": {"Bearer " + adminToken}}
+			if code, _ := p.get("/metrics", nil); code != http.StatusUnauthorized {
+				t.Errorf("/metrics without the admin token: %d", code)
+			}
+			_, metrics := p.get("/metrics", bearer)
+			if !strings.Contains(metrics, "invoke_worker_jobs_total") {
+				t.Errorf("/metrics with the admin token:\n%s", tail(metrics, 500))
+			}
+			_, cmdline := p.get("/debug/pprof/cmdline", bearer)
 
 			wrong := runWorkerToExit(t, srv.URL(), a.wrongEnv, append(slices.Clone(base), a.wrongSets...)...)
-			t.Logf("refused: %s", lastLine(wrong.out))
 			if wrong.code != exitFailed {
 				t.Fatalf("wrong secret: exit %d, want %d\n%s", wrong.code, exitFailed, wrong.out)
 			}
@@ -167,7 +178,7 @@ func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 				}
 			}
 			for _, s := range a.secrets {
-				for what, out := range map[string]string{"logs": p.logs(), "metrics": metrics, "refused run": wrong.out} {
+				for what, out := range map[string]string{"logs": p.logs(), "metrics": metrics, "pprof cmdline": cmdline, "refused run": wrong.out} {
 					if strings.Contains(out, s) {
 						t.Errorf("%s contain a secret", what)
 					}
@@ -282,6 +293,16 @@ func secretWord(t *testing.T) string {
 	return strings.ToLower(pub[1:21])
 }
 
+// secretFile writes a secret to a file readable by the owner only.
+func secretFile(t *testing.T, secret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -307,9 +328,4 @@ func credsSecrets(t *testing.T, path string) []string {
 		t.Fatalf("creds file %s: found %d secret lines", filepath.Base(path), len(out))
 	}
 	return out
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }

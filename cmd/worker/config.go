@@ -12,13 +12,24 @@ import (
 )
 
 // loadConfig reads the file, the environment and the flags, in that order.
-// extra are overrides of the command's own flags (applied last).
+// extra are overrides of the command's own flags (applied last). Warnings
+// about exposed secrets go to stderr at the configured log level.
 func loadConfig(g *globalFlags, extra ...config.Override) (config.Config, error) {
 	opts, err := loadOptions(g, extra...)
 	if err != nil {
 		return config.Config{}, err
 	}
-	return config.Load(opts)
+	var warnings []string
+	opts.Warn = func(w string) { warnings = append(warnings, w) }
+	cfg, err := config.Load(opts)
+	if err != nil {
+		return cfg, err
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
+	return cfg, nil
 }
 
 // loadOptions are the sources loadConfig reads: the file, the environment

@@ -348,6 +348,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 			Gatherer: reg,
 			Pprof:    c.HTTP.Pprof,
 			LogLevel: level,
+			Token:    c.HTTP.Token,
 			Logger:   log,
 			Ready: func() error {
 				switch {
