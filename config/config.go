@@ -57,6 +57,10 @@ type NATS struct {
 	TokenFile string `yaml:"token_file"`
 	// TLS is client TLS. Default: all empty (system roots, no client cert).
 	TLS TLS `yaml:"tls"`
+	// InboxPrefix starts the subjects this connection receives replies on,
+	// including JetStream API responses, so that a NATS user can be allowed
+	// to subscribe to its own replies only (<prefix>.>). Default "_INBOX".
+	InboxPrefix string `yaml:"inbox_prefix"`
 	// Name is the connection name shown by the server. Default "invoke-worker".
 	Name string `yaml:"name"`
 	// ConnectTimeout bounds the initial connection. Default 5s.
@@ -109,6 +113,10 @@ type Streams struct {
 	WaitPrefix string `yaml:"wait_prefix"`
 	// Replicas is the stream replica count (1 to 5). Default 1.
 	Replicas int `yaml:"replicas"`
+	// Manage lets the worker create the streams and buckets and update
+	// their configuration at start-up; false only checks that they exist,
+	// for workers whose NATS user may not manage streams. Default true.
+	Manage bool `yaml:"manage"`
 	// MaxMsgSize is the largest message the streams accept. Default 8MiB.
 	MaxMsgSize Size `yaml:"max_msg_size"`
 	// JobsMaxAge is how long an unprocessed job is kept; 0 is unlimited.

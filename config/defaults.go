@@ -23,6 +23,7 @@ func Default() Config {
 	return Config{
 		NATS: NATS{
 			Name:           queue.ConnNameDefault,
+			InboxPrefix:    queue.InboxPrefixDefault,
 			ConnectTimeout: queue.ConnectTimeoutDefault,
 			ReconnectWait:  queue.ReconnectWaitDefault,
 			Embedded: Embedded{
@@ -40,6 +41,7 @@ func Default() Config {
 			DLQPrefix:       topo.DLQPrefix,
 			WaitPrefix:      topo.WaitPrefix,
 			Replicas:        topo.Replicas,
+			Manage:          true,
 			MaxMsgSize:      Size(topo.MaxMsgSize),
 			JobsMaxAge:      topo.JobsMaxAge,
 			ResultsMaxAge:   topo.ResultsMaxAge,

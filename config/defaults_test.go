@@ -149,6 +149,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"invoke.api_version":              {c.Invoke.APIVersion, invoke.APIVersionDefault},
 		"invoke.request_limit":            {int64(c.Invoke.RequestLimit), int64(invoke.RequestLimitDefault)},
 		"invoke.response_limit":           {int64(c.Invoke.ResponseLimit), int64(invoke.ResponseLimitDefault)},
+		"nats.inbox_prefix":               {c.NATS.InboxPrefix, queue.InboxPrefixDefault},
 		"invoke.timeout.connect":          {c.Invoke.Timeout.Connect, invoke.ConnectTimeoutDefault},
 		"invoke.timeout.read":             {c.Invoke.Timeout.Read, invoke.ReadTimeoutDefault},
 		"invoke.timeout.total":            {c.Invoke.Timeout.Total, invoke.Config{}.TotalTimeout},
@@ -174,7 +175,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		"tracing.sample_ratio":            {c.Tracing.SampleRatio, tracing.SampleRatioDefault},
 	}
 	configOnly := []string{
-		"nats.url", "nats.creds", "nats.nkey", "nats.user", "nats.password", "nats.token", "nats.password_file", "nats.token_file",
+		"nats.url", "nats.creds", "nats.nkey", "nats.user", "nats.password", "nats.token", "nats.password_file", "nats.token_file", "streams.manage",
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.embedded.store_dir",
 		"worker.id", "worker.gc_min_heap", "invoke.endpoints", "invoke.management_endpoint", "invoke.oci.passphrase", "invoke.oci.passphrase_file",
 		"http.listen", "http.pprof", "http.token_file", "log.level", "log.format",

@@ -28,6 +28,7 @@ func (c Config) Validate() error {
 	v.check(n.Password == "" || n.User != "", "nats.password", "needs nats.user")
 	v.check(n.TLS.Cert == "" || n.TLS.Key != "", "nats.tls.key", "needs to be set with nats.tls.cert")
 	v.check(n.TLS.Key == "" || n.TLS.Cert != "", "nats.tls.cert", "needs to be set with nats.tls.key")
+	v.subject("nats.inbox_prefix", n.InboxPrefix, false)
 	v.positive("nats.connect_timeout", n.ConnectTimeout)
 	v.positive("nats.reconnect_wait", n.ReconnectWait)
 	v.hostPort("nats.embedded.listen", n.Embedded.Listen)

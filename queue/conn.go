@@ -25,6 +25,10 @@ type ConnConfig struct {
 	User, Password, Token string
 	// TLS files; any set turns TLS on.
 	TLSCA, TLSCert, TLSKey string
+	// InboxPrefix replaces "_INBOX" in reply subjects (JetStream API
+	// responses included), so permissions can give each user its own.
+	// Defaults to the client's "_INBOX".
+	InboxPrefix string
 	// Name identifies the connection on the server. Defaults to
 	// ConnNameDefault.
 	Name string
@@ -46,6 +50,8 @@ const (
 	ConnNameDefault       = "invoke-worker"
 	ConnectTimeoutDefault = 5 * time.Second
 	ReconnectWaitDefault  = time.Second
+	// InboxPrefixDefault is the NATS client's own.
+	InboxPrefixDefault = "_INBOX"
 )
 
 // Connect dials NATS. Reconnects are endless: the client's default gives up
@@ -85,6 +91,9 @@ func Connect(ctx context.Context, c ConnConfig) (*nats.Conn, error) {
 			}
 			ev.Msg("NATS async error")
 		}),
+	}
+	if c.InboxPrefix != "" && c.InboxPrefix != InboxPrefixDefault {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))

@@ -86,3 +86,17 @@ func (s *StateStore) Mark(ctx context.Context, key string, value []byte, ttl tim
 	}
 	return err
 }
+
+// OpenStateStore opens a bucket that exists, for workers that must not
+// change stream configuration; a missing bucket wraps
+// jetstream.ErrBucketNotFound.
+func OpenStateStore(ctx context.Context, js jetstream.JetStream, bucket string) (*StateStore, error) {
+	if bucket == "" {
+		bucket = StateBucketDefault
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
+	}
+	return &StateStore{kv: kv}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/invoke-worker/worker/job"
@@ -238,6 +239,47 @@ func CheckStreams(ctx context.Context, js jetstream.JetStream, t Topology) error
 			}
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// CheckProvisioned verifies that everything EnsureStreams and
+// EnsureStateStore would create exists (the three streams, the
+// claim-check buckets and the state bucket), for workers that must not
+// create or change them. It names every missing one in one error wrapping
+// ErrNotProvisioned. It needs only the permission to read stream info.
+func CheckProvisioned(ctx context.Context, js jetstream.JetStream, t Topology, stateBucket string) error {
+	t = t.WithDefaults()
+	if stateBucket == "" {
+		stateBucket = StateBucketDefault
+	}
+	var missing []string
+	check := func(what, stream string) error {
+		_, err := js.Stream(ctx, stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing = append(missing, what)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	for _, name := range []string{t.JobsStream, t.ResultsStream, t.DLQStream} {
+		if err := check("stream "+name, name); err != nil {
+			return err
+		}
+	}
+	for _, bc := range t.BodyBuckets() {
+		if err := check("object store "+bc.Bucket, "OBJ_"+bc.Bucket); err != nil {
+			return err
+		}
+	}
+	if err := check("key-value bucket "+stateBucket, "KV_"+stateBucket); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrNotProvisioned, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -219,23 +219,16 @@ type exited struct {
 // runWorkerToExit runs `worker run` that is expected to fail at start-up.
 func runWorkerToExit(t *testing.T, url string, env []string, sets ...string) exited {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, workerBin, workerArgs(url, append(sets, "http.listen="))...)
-	cmd.Env = append(cleanEnv(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return exited{ee.ExitCode(), string(out)}
-	}
-	if err != nil {
-		t.Fatalf("run worker: %v\n%s", err, out)
-	}
-	return exited{0, string(out)}
+	return runBinary(t, env, workerArgs(url, append(sets, "http.listen="))...)
 }
 
 func workerArgs(url string, sets []string) []string {
 	args := []string{"run", "--nats", url, "--log-level", "debug"}
 	for _, s := range sets {
+		if strings.HasPrefix(s, "--") { // a flag, such as --config=FILE
+			args = append(args, s)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	return args

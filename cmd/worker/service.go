@@ -21,7 +21,6 @@ import (
 	"github.com/invoke-worker/worker/admin"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
-	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
@@ -55,7 +54,7 @@ func connConfig(c config.Config, log zerolog.Logger, url string, state func(bool
 	return queue.ConnConfig{
 		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
 		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
-		Name: c.NATS.Name, ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
+		InboxPrefix: c.NATS.InboxPrefix, Name: c.NATS.Name, ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
 		Logger: log, OnStateChange: state,
 	}
 }
@@ -226,17 +225,9 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err := queue.WaitJetStream(setupCtx, js); err != nil {
 		return err
 	}
-	if err := queue.EnsureStreams(setupCtx, js, topo); err != nil {
-		return replicasKeyError(fmt.Errorf("set up streams: %w", err))
-	}
-	state, err := queue.EnsureStateStore(setupCtx, js, c.Streams.State, c.Streams.StateMaxAge, c.Streams.Replicas)
+	state, err := provision(setupCtx, c, js, topo)
 	if err != nil {
-		return replicasKeyError(fmt.Errorf("set up state bucket: %w", err))
-	}
-	// The replay markers are created by `dlq replay`, with the DLQ
-	// stream's replicas; an existing bucket follows a change here.
-	if err := queue.UpdateBucketReplicas(setupCtx, js, dlqops.ReplayBucketName(topo.DLQStream), topo.Replicas); err != nil {
-		return replicasKeyError(fmt.Errorf("set up replay markers: %w", err))
+		return err
 	}
 	// One owner of the consumer's settings: this process applies its
 	// consumer.* values only when it creates the consumer or is told to

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -19,6 +20,7 @@ import (
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/fanout"
 	"github.com/invoke-worker/worker/internal/loglevel"
 	"github.com/invoke-worker/worker/queue"
@@ -33,6 +35,30 @@ func replicasKeyError(err error) error {
 		return &config.KeyError{Key: "streams.replicas", Err: err}
 	}
 	return err
+}
+
+// provision creates or updates the streams and buckets (streams.manage),
+// or only checks that they exist, and opens the state bucket.
+func provision(ctx context.Context, c config.Config, js jetstream.JetStream, topo queue.Topology) (*queue.StateStore, error) {
+	if !c.Streams.Manage {
+		if err := queue.CheckProvisioned(ctx, js, topo, c.Streams.State); err != nil {
+			return nil, fmt.Errorf("streams.manage is false, so this worker creates nothing: %w", err)
+		}
+		return queue.OpenStateStore(ctx, js, c.Streams.State)
+	}
+	if err := queue.EnsureStreams(ctx, js, topo); err != nil {
+		return nil, replicasKeyError(fmt.Errorf("set up streams: %w", err))
+	}
+	state, err := queue.EnsureStateStore(ctx, js, c.Streams.State, c.Streams.StateMaxAge, c.Streams.Replicas)
+	if err != nil {
+		return nil, replicasKeyError(fmt.Errorf("set up state bucket: %w", err))
+	}
+	// The replay markers are created by `dlq replay`, with the DLQ
+	// stream's replicas; an existing bucket follows a change here.
+	if err := queue.UpdateBucketReplicas(ctx, js, dlqops.ReplayBucketName(topo.DLQStream), topo.Replicas); err != nil {
+		return nil, replicasKeyError(fmt.Errorf("set up replay markers: %w", err))
+	}
+	return state, nil
 }
 
 // newFanout wires the configured routes, nil when there are none. Their

@@ -7,11 +7,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,9 +29,42 @@ import (
 type SecureNATS struct {
 	Server *server.Server
 
-	configure func(*server.Options)
-	storeDir  string
-	port      int
+	configure  func(*server.Options)
+	storeDir   string
+	port       int
+	violations *violationLog
+}
+
+// violationLog keeps the server's permission-violation log lines.
+type violationLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *violationLog) record(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if strings.Contains(line, " Violation - ") {
+		l.mu.Lock()
+		l.lines = append(l.lines, line)
+		l.mu.Unlock()
+	}
+}
+
+func (l *violationLog) Noticef(string, ...any)    {}
+func (l *violationLog) Warnf(f string, v ...any)  { l.record(f, v...) }
+func (l *violationLog) Fatalf(f string, v ...any) { l.record(f, v...) }
+func (l *violationLog) Errorf(f string, v ...any) { l.record(f, v...) }
+func (l *violationLog) Debugf(string, ...any)     {}
+func (l *violationLog) Tracef(string, ...any)     {}
+
+// Violations returns the permission violations the server logged so far
+// and forgets them.
+func (s *SecureNATS) Violations() []string {
+	s.violations.mu.Lock()
+	defer s.violations.mu.Unlock()
+	v := s.violations.lines
+	s.violations.lines = nil
+	return v
 }
 
 // StartSecureNATS starts a server on a free loopback port with its store
@@ -37,7 +73,7 @@ type SecureNATS struct {
 // empty each time).
 func StartSecureNATS(t testing.TB, configure func(*server.Options)) *SecureNATS {
 	t.Helper()
-	s := &SecureNATS{configure: configure, storeDir: t.TempDir(), port: server.RANDOM_PORT}
+	s := &SecureNATS{configure: configure, storeDir: t.TempDir(), port: server.RANDOM_PORT, violations: &violationLog{}}
 	s.start(t)
 	s.port = s.Server.Addr().(*net.TCPAddr).Port
 	return s
@@ -53,13 +89,13 @@ func (s *SecureNATS) start(t testing.TB) {
 		StoreDir:   s.storeDir,
 		MaxPayload: 8 << 20,
 		NoSigs:     true,
-		NoLog:      true,
 	}
 	s.configure(opts)
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
+	srv.SetLoggerV2(s.violations, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(Wait) {
 		srv.Shutdown()
