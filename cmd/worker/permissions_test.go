@@ -288,6 +288,23 @@ func TestEveryRoleRunsWithExactlyItsDocumentedPermissions(t *testing.T) {
 	noViolations("the operator")
 }
 
+// TestReadmeTablesEveryPermissionsRole keeps the README's permissions
+// table and configs/nats-permissions.conf together.
+func TestReadmeTablesEveryPermissionsRole(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "## Securing a deployment")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for role := range rolePermissions(t) {
+		if !strings.Contains(section, "`"+role+"`") {
+			t.Errorf("README, Securing a deployment: no row for %s of configs/nats-permissions.conf", role)
+		}
+	}
+}
+
 // cliArgs is a command line for a short-lived command as user settings.
 func cliArgs(url, command string, sets []string) []string {
 	args := []string{command, "--nats", url}
