@@ -20,6 +20,8 @@ func TestValidateRejects(t *testing.T) {
 		{"nats url empty entry", func(c *Config) { c.NATS.URL = "nats://a:4222,,nats://b" }, "nats.url", "entry 2 is empty"},
 		{"nats url bad port", func(c *Config) { c.NATS.URL = "nats://a:99999" }, "nats.url", "bad port"},
 		{"nats url hides password", func(c *Config) { c.NATS.URL = "http://u:hunter2@a" }, "nats.url", "u:REDACTED@a"},
+		{"nats inbox prefix wildcard", func(c *Config) { c.NATS.InboxPrefix = "_INBOX.*" }, "nats.inbox_prefix", "wildcard"},
+		{"nats inbox prefix empty", func(c *Config) { c.NATS.InboxPrefix = "" }, "nats.inbox_prefix", "must not be empty"},
 		{"creds and nkey", func(c *Config) { c.NATS.Creds, c.NATS.NKey = "a", "b" }, "nats.nkey", "nats.creds"},
 		{"password without user", func(c *Config) { c.NATS.Password = "p" }, "nats.password", "needs nats.user"},
 		{"tls cert without key", func(c *Config) { c.NATS.TLS.Cert = "c" }, "nats.tls.key", "nats.tls.cert"},
