@@ -73,7 +73,7 @@ func Run(ctx context.Context, c config.Config, o Options) Report {
 
 // secrets are the configured values that must never be shown.
 func secrets(c config.Config) []string {
-	out := []string{c.NATS.Password, c.NATS.Token, c.Invoke.OCI.Passphrase}
+	out := []string{c.NATS.Password, c.NATS.Token, c.Invoke.OCI.Passphrase, c.HTTP.Token}
 	for _, u := range natsServers(c.NATS.URL) {
 		if u.User == nil {
 			continue

@@ -32,7 +32,7 @@ func checkNATS(ctx context.Context, c config.Config) []Finding {
 	nc, err := queue.Connect(ctx, queue.ConnConfig{
 		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
 		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
-		Name: c.NATS.Name + "-doctor", ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
+		InboxPrefix: c.NATS.InboxPrefix, Name: c.NATS.Name + "-doctor", ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
 		Logger: zerolog.Nop(),
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // every secret the configuration has set, and looks for them in both
 // outputs.
 func TestOutputNeverCarriesSecrets(t *testing.T) {
-	secrets := []string{"pw-S3cret-in-url", "pw-S3cret-key", "tok-S3cret-key", "passphrase-S3cret", "tok-S3cret-in-url"}
+	secrets := []string{"pw-S3cret-in-url", "pw-S3cret-key", "tok-S3cret-key", "passphrase-S3cret", "tok-S3cret-in-url", "adm-S3cret-token-0123"}
 	l := startLive(t)
 	host := strings.TrimPrefix(l.nats.Server.ClientURL(), "nats://")
 	for _, tc := range []struct {
@@ -30,6 +30,7 @@ func TestOutputNeverCarriesSecrets(t *testing.T) {
 			c.NATS.URL = tc.url
 			c.NATS.User, c.NATS.Password, c.NATS.Token = "u", "pw-S3cret-key", "tok-S3cret-key"
 			c.Invoke.OCI.Passphrase = "passphrase-S3cret"
+			c.HTTP.Token = "adm-S3cret-token-0123"
 			r := runLive(t, c, doctor.Options{Offline: tc.offline})
 			var out bytes.Buffer
 			if err := r.WriteText(&out); err != nil {
