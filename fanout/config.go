@@ -125,6 +125,11 @@ type Config struct {
 	JS jetstream.JetStream
 	// Publisher enqueues the jobs. Required.
 	Publisher Publisher
+	// NoStreamCreate keeps routes from creating their event streams, even
+	// with StreamSubjects: a missing stream is an error naming it. For
+	// workers that may not change stream configuration
+	// (streams.manage: false).
+	NoStreamCreate bool
 	// AckWait is how long an event may stay unacknowledged before it is
 	// delivered again; its jobs are deduplicated. Defaults to 30s.
 	AckWait time.Duration

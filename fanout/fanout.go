@@ -128,7 +128,14 @@ func (r *route) consumerConfig() jetstream.ConsumerConfig {
 
 func (r *route) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	js := r.f.cfg.JS
-	if len(r.StreamSubjects) > 0 {
+	if r.f.cfg.NoStreamCreate {
+		if _, err := js.Stream(ctx, r.Stream); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, fmt.Errorf("route %s: stream %s not found, and this worker does not create streams (streams.manage: false): create it, or let a worker with streams.manage: true", r.Name, r.Stream)
+			}
+			return nil, fmt.Errorf("route %s: stream %s: %w", r.Name, r.Stream, err)
+		}
+	} else if len(r.StreamSubjects) > 0 {
 		_, err := js.Stream(ctx, r.Stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			_, err = js.CreateStream(ctx, jetstream.StreamConfig{

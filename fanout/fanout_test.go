@@ -648,3 +648,47 @@ func TestRoutesStartTheTraceOfTheirJobs(t *testing.T) {
 		t.Errorf("%d jobs continue the event's trace, want 2", fromTraced)
 	}
 }
+
+// TestRouteCreatesNoStreamWhenTheWorkerMayNot: with NoStreamCreate
+// (streams.manage: false), a route whose event stream is missing fails
+// with an error naming it, even with stream_subjects, and creates nothing;
+// once the stream exists, the route runs.
+func TestRouteCreatesNoStreamWhenTheWorkerMayNot(t *testing.T) {
+	t.Parallel()
+	st := testenv.StartStack(t, testenv.StackConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	nc, err := queue.Connect(ctx, queue.ConnConfig{URLs: st.Server.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(ctx, nc, client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fanout.Config{JS: js, Publisher: c, NoStreamCreate: true, Routes: []fanout.Route{{
+		Name: "locked", Stream: "LOCKED", StreamSubjects: []string{"locked.>"}, Functions: []string{fnEcho},
+	}}}
+	f, err := fanout.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Ensure(ctx)
+	if err == nil || !strings.Contains(err.Error(), "stream LOCKED not found") || !strings.Contains(err.Error(), "streams.manage: false") {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if _, err := js.Stream(ctx, "LOCKED"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the stream was created anyway: %v", err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LOCKED", Subjects: []string{"locked.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Ensure(ctx); err != nil {
+		t.Fatalf("with the stream there: %v", err)
+	}
+}

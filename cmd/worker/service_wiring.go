@@ -81,7 +81,7 @@ func newFanout(ctx context.Context, c config.Config, nc *nats.Conn, js jetstream
 			Source:  r.CloudEvent.Source, Type: r.CloudEvent.Type, Replicas: c.Streams.Replicas,
 		}
 	}
-	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, Logger: log, Metrics: reg, TracerProvider: tp})
+	f, err := fanout.New(fanout.Config{Routes: routes, JS: js, Publisher: pub, NoStreamCreate: !c.Streams.Manage, Logger: log, Metrics: reg, TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
