@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,7 +143,7 @@ func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 			a.secrets = append(a.secrets, adminToken)
 			admin := []string{"http.token_file=" + secretFile(t, adminToken), "http.pprof=true"}
 
-			p := startWorker(t, srv.URL(), a.env, append(slices.Concat(base, admin), a.sets...)...)
+			p := startWorker(t, srv.URL(), append(slices.Clone(a.env), "GOTRACEBACK=all"), append(slices.Concat(base, admin), a.sets...)...)
 			nc, err := nats.Connect(srv.URL(), append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, a.client...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -177,8 +178,18 @@ func TestWorkerRunsUnderEveryNATSAuthMode(t *testing.T) {
 					t.Errorf("wrong secret: output does not say %q:\n%s", w, wrong.out)
 				}
 			}
+			// A crash prints every goroutine's stack, as a panic does
+			// (SIGQUIT makes the runtime do it): no secret in that either.
+			if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+				t.Fatal(err)
+			}
+			<-p.done
+			crash := p.logs()
+			if !strings.Contains(crash, "goroutine ") {
+				t.Errorf("no goroutine dump after SIGQUIT:\n%s", tail(crash, 500))
+			}
 			for _, s := range a.secrets {
-				for what, out := range map[string]string{"logs": p.logs(), "metrics": metrics, "pprof cmdline": cmdline, "refused run": wrong.out} {
+				for what, out := range map[string]string{"logs and crash dump": crash, "metrics": metrics, "pprof cmdline": cmdline, "refused run": wrong.out} {
 					if strings.Contains(out, s) {
 						t.Errorf("%s contain a secret", what)
 					}
