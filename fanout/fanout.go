@@ -128,14 +128,7 @@ func (r *route) consumerConfig() jetstream.ConsumerConfig {
 
 func (r *route) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	js := r.f.cfg.JS
-	if r.f.cfg.NoStreamCreate {
-		if _, err := js.Stream(ctx, r.Stream); err != nil {
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return nil, fmt.Errorf("route %s: stream %s not found, and this worker does not create streams (streams.manage: false): create it, or let a worker with streams.manage: true", r.Name, r.Stream)
-			}
-			return nil, fmt.Errorf("route %s: stream %s: %w", r.Name, r.Stream, err)
-		}
-	} else if len(r.StreamSubjects) > 0 {
+	if len(r.StreamSubjects) > 0 && !r.f.cfg.NoStreamCreate {
 		_, err := js.Stream(ctx, r.Stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
@@ -158,6 +151,11 @@ func (r *route) ensure(ctx context.Context) (jetstream.Consumer, error) {
 		}
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, r.Stream, r.consumerConfig())
+	if errors.Is(err, jetstream.ErrStreamNotFound) && r.f.cfg.NoStreamCreate {
+		// Looked for by creating the consumer, which needs no permission
+		// to read stream information.
+		return nil, fmt.Errorf("route %s: stream %s not found, and this worker does not create streams (streams.manage: false): create it, or let a worker with streams.manage: true", r.Name, r.Stream)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("route %s: stream %s not found: create it, or give the route stream_subjects to have the worker create it", r.Name, r.Stream)
 	}
