@@ -87,20 +87,10 @@ func NewMessage(subjectPrefix string, j job.Job, f Failure) *nats.Msg {
 	msg := nats.NewMsg(subjectPrefix + "." + string(f.Reason) + "." + j.ID)
 	msg.Data = j.Body
 	h := msg.Header
-	for k, vs := range j.Header {
-		// JetStream's own headers stay behind: Nats-Msg-Id is kept as
-		// Invoke-Original-Msg-Id, and an expectation such as
-		// Nats-Expected-Stream would make the record's publish fail.
-		if len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
-			continue
-		}
-		// A waiting copy's own headers (attempts, history, first-stored
-		// time) belong to this run of the job: a replay starts afresh.
-		if len(k) >= len(job.HeaderWaitPrefix) && strings.EqualFold(k[:len(job.HeaderWaitPrefix)], job.HeaderWaitPrefix) {
-			continue
-		}
-		h[k] = append([]string(nil), vs...)
-	}
+	// Without JetStream's own headers (Nats-Msg-Id is kept as
+	// Invoke-Original-Msg-Id) and a waiting copy's, which belong to this
+	// run of the job: a replay starts afresh.
+	job.CopyCarried(h, j.Header)
 	ours := make(map[string]bool, 16) // headers set here, never dropped
 	set := func(k, v string) { h[k], ours[k] = []string{v}, true }
 	if id := j.Header.Get(job.HeaderMsgID); id != "" {

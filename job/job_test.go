@@ -2,6 +2,7 @@ package job
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,26 @@ func TestParseReadsEveryHeaderInAnyCase(t *testing.T) {
 	if j.ID != "m1" || j.Traceparent != "00-abc-def-01" || j.InvokeType != "detached" || j.OpcRequestID != "req-1" ||
 		j.Timeout != 5*time.Second || j.Deadline.IsZero() || j.ReplyTo != "replies.x" || j.ContentType != "text/plain" {
 		t.Fatalf("%+v", j)
+	}
+}
+
+func TestCopyCarriedLeavesJetStreamAndWaitHeadersBehind(t *testing.T) {
+	src := nats.Header{
+		"Nats-Msg-Id":          {"m1"},
+		"nats-expected-stream": {"X"},
+		"Invoke-Wait-Cause":    {"retry"},
+		"invoke-wait-defers":   {"2"},
+		"Invoke-Job-Id":        {"j1"},
+		"X-Custom":             {"a", "b"},
+	}
+	dst := nats.Header{}
+	CopyCarried(dst, src)
+	want := nats.Header{"Invoke-Job-Id": {"j1"}, "X-Custom": {"a", "b"}}
+	if !reflect.DeepEqual(dst, want) {
+		t.Fatalf("carried %v, want %v", dst, want)
+	}
+	dst["X-Custom"][0] = "changed"
+	if src["X-Custom"][0] != "a" {
+		t.Fatal("changing the copy changed the source")
 	}
 }

@@ -1,5 +1,11 @@
 package job
 
+import (
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
 // Headers of a waiting job's copy (docs/contract.md, "Waiting jobs").
 //
 // A job that must wait (a retry's backoff, an open circuit breaker, a
@@ -42,3 +48,28 @@ const (
 	HeaderWaitTraceparent = "Invoke-Wait-Traceparent"
 	HeaderWaitTracestate  = "Invoke-Wait-Tracestate"
 )
+
+// CopyCarried copies into dst the headers of src that a job carries
+// forward when it is stored again (as a waiting copy or a dead-letter
+// record), leaving behind the ones it must not:
+//
+//   - JetStream's own (Nats-*): Nats-Msg-Id is kept by the caller as
+//     Invoke-Original-Msg-Id, a schedule's Nats-Scheduler from an earlier
+//     wait would make the store fail, and an expectation such as
+//     Nats-Expected-Stream would make the publish fail;
+//   - the last wait's (Invoke-Wait-*): a waiting copy writes them afresh,
+//     and a dead-letter record drops them so that a replay starts afresh.
+//
+// Values are copied, so dst can be changed without touching src.
+func CopyCarried(dst, src nats.Header) {
+	for k, vs := range src {
+		if hasPrefixFold(k, "Nats-") || hasPrefixFold(k, HeaderWaitPrefix) {
+			continue
+		}
+		dst[k] = append([]string(nil), vs...)
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -122,16 +121,9 @@ func waitCopyID(j job.Job) string { return "wait-" + j.Stream + "-" + strconv.Fo
 // waitCopy builds the scheduled copy of j.
 func (w *Worker) waitCopy(j job.Job, m waitMark) *nats.Msg {
 	h := make(nats.Header, len(j.Header)+10)
-	for k, vs := range j.Header {
-		// JetStream's own headers stay behind (Nats-Msg-Id is kept as
-		// Invoke-Original-Msg-Id below; a schedule's Nats-Scheduler from
-		// an earlier wait would make the store fail), and so do the last
-		// wait's headers, written afresh below.
-		if hasPrefixFold(k, "Nats-") || hasPrefixFold(k, job.HeaderWaitPrefix) {
-			continue
-		}
-		h[k] = vs
-	}
+	// Without JetStream's own headers (Nats-Msg-Id is kept as
+	// Invoke-Original-Msg-Id below) and the last wait's, written afresh.
+	job.CopyCarried(h, j.Header)
 	if id := job.Lookup(j.Header, job.HeaderMsgID); id != "" {
 		h.Set(job.HeaderOriginalMsgID, id)
 	}
@@ -231,10 +223,6 @@ func (w *Worker) loadWaitMark(ctx context.Context, seq uint64) (*waitMark, error
 		return nil, fmt.Errorf("wait mark unreadable: %w", err)
 	}
 	return &m, nil
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 func knownCause(c string) bool {
