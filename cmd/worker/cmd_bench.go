@@ -18,6 +18,7 @@ import (
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 )
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -96,7 +97,7 @@ Only figures from one run compare: the machine's load changes between runs.`,
 		if cfg.NATS.URL != "" {
 			bc.NATSURL = cfg.NATS.URL
 			bc.Connect = func(ctx context.Context, url string) (*nats.Conn, error) {
-				return queue.Connect(ctx, connConfig(cfg, progress, url, nil))
+				return queue.Connect(ctx, service.ConnConfig(cfg, progress, url, nil))
 			}
 		}
 		if child, _ := cmd.Flags().GetBool(consumerProcessFlag); child {
@@ -178,7 +179,7 @@ func benchConfig(cmd *cobra.Command, cfg config.Config) (bench.Config, error) {
 	f := cmd.Flags()
 	bc := bench.Config{
 		Concurrency: cfg.Worker.Concurrency,
-		Topology:    topology(cfg),
+		Topology:    service.Topology(cfg),
 		StateBucket: cfg.Streams.State,
 	}
 	bc.Jobs, _ = f.GetInt("jobs")
@@ -212,7 +213,7 @@ func benchConfig(cmd *cobra.Command, cfg config.Config) (bench.Config, error) {
 	return bc, nil
 }
 
-// benchWorker runs the production service (runService) against what the
+// benchWorker runs the production service (service.Run) against what the
 // bench prepared: its NATS, streams and consumer, the emulator as the one
 // function's endpoint, and its API key (or none, unsigned). Everything
 // else comes from the loaded configuration, as for `worker run`.
@@ -232,7 +233,7 @@ func benchWorker(base config.Config, log zerolog.Logger) bench.WorkerFunc {
 		if env.Signed() {
 			c.Invoke.OCI = config.OCI{Auth: invoke.AuthAPIKey, ConfigFile: env.OCIConfigFile, Profile: env.OCIProfile}
 		}
-		return runService(ctx, c, log, serviceOptions{})
+		return service.Run(ctx, c, log, service.Options{Version: version()})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/invoke-worker/worker/internal/devcreds"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/invoke/emulator"
+	"github.com/invoke-worker/worker/service"
 )
 
 // devFunction is one of the functions `worker dev` serves.
@@ -99,19 +100,19 @@ exist; a job for any other function is dead-lettered as permanent (404).`,
 		// credentials are good for nothing else, and dev stays local.
 		cfg.Invoke.ManagementEndpoint = emu.URL()
 
-		opt := serviceOptions{}
+		opt := service.Options{Version: version()}
 		natsDesc := cfg.NATS.URL
 		if cfg.NATS.URL == "" {
-			if opt.embedded, err = startEmbedded(cfg, log); err != nil {
+			if opt.Embedded, err = service.StartEmbedded(cfg, log); err != nil {
 				return err
 			}
-			defer opt.embedded.Shutdown()
-			natsDesc = fmt.Sprintf("%s (embedded; data in %s)", opt.embedded.ClientURL(), opt.embedded.StoreDir())
+			defer opt.Embedded.Shutdown()
+			natsDesc = fmt.Sprintf("%s (embedded; data in %s)", opt.Embedded.ClientURL(), opt.Embedded.StoreDir())
 		}
 		out := cmd.OutOrStdout()
-		opt.onReady = func() { printDevBanner(out, natsDesc, emu.URL(), creds.PublicKeyFile, cfg.HTTP.Listen) }
+		opt.OnReady = func() { printDevBanner(out, natsDesc, emu.URL(), creds.PublicKeyFile, cfg.HTTP.Listen) }
 		defer startGCFloor(cfg.Worker)()
-		return runService(ctx, cfg, log, opt)
+		return service.Run(ctx, cfg, log, opt)
 	}
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 )
 
 func newDlqCmd(g *globalFlags) *cobra.Command {
@@ -195,11 +196,11 @@ func openStore(ctx context.Context, g *globalFlags) (*dlqSession, error) {
 	log := clientLogger(cfg.Log, os.Stderr)
 	// Connection chatter (a clean disconnect at exit is logged at info)
 	// is noise around a command's output; problems are warnings.
-	nc, js, err := clientConn(ctx, cfg, log.Level(max(log.GetLevel(), zerolog.WarnLevel)))
+	nc, js, err := service.Connect(ctx, cfg, log.Level(max(log.GetLevel(), zerolog.WarnLevel)))
 	if err != nil {
 		return nil, err
 	}
-	topo := topology(cfg)
+	topo := service.Topology(cfg)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := queue.CheckStreams(sctx, js, topo); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/job"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 )
 
 // waitForever is the value --wait takes without "=DUR".
@@ -186,13 +187,13 @@ func enqueueOne(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
 // publisher connects a client for enqueue: the streams must exist.
 func publisher(ctx context.Context, cfg config.Config) (*nats.Conn, *client.Client, error) {
 	log := newLogger(cfg.Log, os.Stderr)
-	nc, _, err := clientConn(ctx, cfg, log)
+	nc, _, err := service.Connect(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := client.New(cctx, nc, client.Config{Topology: topology(cfg), RequestLimit: int64(cfg.Invoke.RequestLimit)})
+	c, err := client.New(cctx, nc, client.Config{Topology: service.Topology(cfg), RequestLimit: int64(cfg.Invoke.RequestLimit)})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 
+	"github.com/invoke-worker/worker/service"
 	"github.com/spf13/cobra"
 )
 
@@ -28,7 +29,7 @@ SIGINT/SIGTERM stop it gracefully; a second signal exits at once.`,
 		ctx, stop := signalContext(cmd.Context(), log)
 		defer stop()
 		defer startGCFloor(cfg.Worker)()
-		return runService(ctx, cfg, log, serviceOptions{})
+		return service.Run(ctx, cfg, log, service.Options{Version: version()})
 	}
 	return cmd
 }

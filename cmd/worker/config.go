@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
@@ -78,13 +77,4 @@ func newLogger(c config.Log, stderr *os.File) zerolog.Logger {
 		l = zerolog.New(stderr)
 	}
 	return l.Level(level).With().Timestamp().Logger()
-}
-
-// defaultWorkerID names this process: host and pid.
-func defaultWorkerID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "worker"
-	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

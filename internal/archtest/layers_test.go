@@ -15,7 +15,8 @@ import (
 const module = "github.com/invoke-worker/worker"
 
 // rule says that packages matching from must not import packages matching
-// to (both relative to the module; a trailing /... matches the subtree).
+// to (both relative to the module; a trailing /... matches the subtree, and
+// a pattern starting with ! takes what it matches out of the others).
 type rule struct {
 	from, to []string
 	why      string
@@ -25,7 +26,7 @@ var (
 	// libraries are the packages other programs may import.
 	libraries = []string{"job", "queue", "invoke", "invoke/emulator", "dlq", "dlq/dlqops", "worker", "client", "fanout", "tracing"}
 	// apps are the layers above the libraries, and the test helpers.
-	apps = []string{"config", "admin", "bench", "doctor", "cmd/...", "internal/testenv", "invoke/internal/ocivector"}
+	apps = []string{"config", "admin", "service", "bench", "doctor", "cmd/...", "internal/testenv", "invoke/internal/ocivector"}
 )
 
 var rules = []rule{
@@ -35,9 +36,10 @@ var rules = []rule{
 	{[]string{"dlq/dlqops"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlqops is the operator's toolkit on the dead-letter stream, on JetStream and dlq alone"},
 	{[]string{"job"}, []string{"queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
 	{[]string{"worker"}, []string{"queue", "client", "fanout", "dlq/dlqops"}, "worker declares the small interfaces it needs (cmd wires queue into them), and links the dead-letter record, not the operator's toolkit"},
-	{[]string{"job", "queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, []string{"tracing"}, "the engine and fan-out take a trace.TracerProvider: they depend on the OpenTelemetry API, never on the SDK or an exporter (cmd wires tracing in)"},
+	{[]string{"job", "queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, []string{"tracing"}, "the engine and fan-out take a trace.TracerProvider: they depend on the OpenTelemetry API, never on the SDK or an exporter (service wires tracing in)"},
 	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
 	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
+	{[]string{"...", "!cmd/..."}, []string{"service"}, "service assembles the process from configuration: only commands run it"},
 }
 
 // imports returns each package of the module with its non-test imports
@@ -66,6 +68,11 @@ func imports(t *testing.T) map[string][]string {
 }
 
 func matches(patterns []string, pkg string) bool {
+	for _, p := range patterns {
+		if not, ok := strings.CutPrefix(p, "!"); ok && matches([]string{not}, pkg) {
+			return false
+		}
+	}
 	return slices.ContainsFunc(patterns, func(p string) bool {
 		if p == "..." {
 			return true
@@ -121,18 +128,20 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 		"config":           {"cmd/worker"},
 		"invoke/emulator":  {"bench"},
 		"internal/testenv": {"worker"}, // allowed
+		"fanout/sub":       {"service"},
+		"cmd/worker":       {"service"}, // allowed
 	}
 	got := violations(broken, rules)
 	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "dlq imports dlq/dlqops",
 		"dlq/dlqops imports invoke", "job imports dlq", "worker imports queue", "worker imports dlq/dlqops", "client imports config",
 		"fanout imports internal/testenv", "fanout imports tracing", "config imports cmd/worker", "invoke/emulator imports bench",
-		"invoke imports invoke/internal/ocivector"} {
+		"invoke imports invoke/internal/ocivector", "fanout/sub imports service"} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want+":") }) {
 			t.Errorf("no violation reported for %q; got %v", want, got)
 		}
 	}
 	for _, v := range got {
-		if strings.HasPrefix(v, "internal/testenv imports worker") {
+		if strings.HasPrefix(v, "internal/testenv imports worker") || strings.HasPrefix(v, "cmd/worker imports service") {
 			t.Errorf("allowed import reported: %s", v)
 		}
 	}
@@ -140,7 +149,7 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 
 // TestEngineLinksNoExporter: the worker and fan-out packages, with all
 // they import, link the OpenTelemetry API only: the SDK and the exporters
-// (and gRPC with them) come in through cmd's wiring alone.
+// (and gRPC with them) come in through service's wiring alone.
 func TestEngineLinksNoExporter(t *testing.T) {
 	for _, pkg := range []string{"worker", "fanout"} {
 		out, err := exec.Command("go", "list", "-deps", module+"/"+pkg).Output()

@@ -1,15 +1,24 @@
-package main
+// Package service assembles the worker process from its configuration:
+// the signed function client, the NATS connection (or the embedded
+// server), the streams, state bucket and shared consumer, the engine, the
+// fan-out routes and the admin endpoint, started and shut down in order.
+// It is what `worker run`, `worker dev` and `worker bench` run.
+//
+// It owns the mapping from config to the libraries, readiness, and the
+// consumer's re-creation when it is deleted under a running worker. It
+// does not own behaviour: how a job is run is package worker's, the
+// streams' settings are package queue's, the keys and their defaults are
+// package config's. Only commands import it (internal/archtest).
+package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	neturl "net/url"
-	"os"
-	"os/signal"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,130 +35,33 @@ import (
 	"github.com/invoke-worker/worker/worker"
 )
 
-// topology maps configuration onto the queue's streams and consumer.
-func topology(c config.Config) queue.Topology {
-	return queue.Topology{
-		JobsStream:      c.Streams.Jobs,
-		ResultsStream:   c.Streams.Results,
-		DLQStream:       c.Streams.DLQ,
-		JobsSubjects:    c.Streams.JobsSubjects,
-		ResultsPrefix:   c.Streams.ResultsPrefix,
-		DLQPrefix:       c.Streams.DLQPrefix,
-		WaitPrefix:      c.Streams.WaitPrefix,
-		Replicas:        c.Streams.Replicas,
-		MaxMsgSize:      int32(c.Streams.MaxMsgSize),
-		JobsMaxAge:      c.Streams.JobsMaxAge,
-		ResultsMaxAge:   c.Streams.ResultsMaxAge,
-		DLQMaxAge:       c.Streams.DLQMaxAge,
-		DuplicateWindow: c.Streams.DuplicateWindow,
-		Durable:         c.Consumer.Durable,
-		AckWait:         c.Consumer.AckWait,
-		MaxAckPending:   c.Consumer.MaxAckPending,
-		JobBodies:       c.Streams.JobBodies,
-		ResultBodies:    c.Streams.ResultBodies,
-	}.WithDefaults()
-}
-
-func connConfig(c config.Config, log zerolog.Logger, url string, state func(bool)) queue.ConnConfig {
-	return queue.ConnConfig{
-		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
-		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
-		InboxPrefix: c.NATS.InboxPrefix, Name: c.NATS.Name, ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
-		Logger: log, OnStateChange: state,
-	}
-}
-
-// startEmbedded starts the embedded server and says so.
-func startEmbedded(c config.Config, log zerolog.Logger) (*queue.Embedded, error) {
-	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{
-		Listen:     c.NATS.Embedded.Listen,
-		StoreDir:   c.NATS.Embedded.StoreDir,
-		MaxPayload: int32(c.NATS.Embedded.MaxPayload),
-		Logger:     log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	log.Info().Str("url", srv.ClientURL()).Str("store_dir", srv.StoreDir()).
-		Msg("no nats.url configured: started an embedded NATS server with JetStream")
-	return srv, nil
-}
-
-// clientConn connects a short-lived command (enqueue, dlq) to NATS: the
-// configured URL, else the local embedded server's address.
-func clientConn(ctx context.Context, c config.Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	url := c.NATS.URL
-	local := url == ""
-	if local {
-		url = "nats://" + c.NATS.Embedded.Listen
-	}
-	// A short-lived command's connection logs only problems: "disconnected"
-	// at exit is noise.
-	if log.GetLevel() < zerolog.WarnLevel {
-		log = log.Level(zerolog.WarnLevel)
-	}
-	cc := connConfig(c, log, url, nil)
-	nc, err := queue.Connect(ctx, cc)
-	if err != nil {
-		if local {
-			return nil, nil, fmt.Errorf("no NATS server at %s: start `worker dev` or `worker run` on this machine, or pass --nats URL: %w", url, err)
-		}
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
-}
-
-// signalContext is cancelled on the first SIGINT/SIGTERM; a second one
-// exits at once. Nothing acknowledged is lost by that: unacknowledged jobs
-// are redelivered by JetStream.
-func signalContext(parent context.Context, log zerolog.Logger) (context.Context, func()) {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	finished := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-finished:
-			return
-		}
-		again := make(chan os.Signal, 1)
-		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(again)
-		select {
-		case <-again:
-			log.Warn().Msg("second signal: exiting now; unfinished jobs will be redelivered")
-			os.Exit(exitFailed)
-		case <-finished:
-		}
-	}()
-	return ctx, func() { close(finished); stop() }
-}
-
-// serviceOptions are what `dev` adds to a plain `run`.
-type serviceOptions struct {
-	// embedded is an already started server (dev); nil starts one when
+// Options are what a caller adds to the configuration: `dev` its own
+// embedded server and banner.
+type Options struct {
+	// Embedded is an already started server (dev); nil starts one when
 	// nats.url is empty.
-	embedded *queue.Embedded
-	// onReady runs once the worker is consuming.
-	onReady func()
+	Embedded *queue.Embedded
+	// OnReady runs once the worker is consuming.
+	OnReady func()
+	// Version goes into the function client's User-Agent
+	// (invoke-worker/<version>), the start line and the traces'
+	// service.version; empty: "dev".
+	Version string
 }
 
-// runService runs the worker until ctx is cancelled, then shuts down in
+// Run runs the worker until ctx is cancelled, then shuts down in
 // order: stop taking jobs and drain in-flight ones, flush acknowledgements
 // (connection drain), stop the admin endpoint, stop the embedded server.
-func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt serviceOptions) (err error) {
+func Run(ctx context.Context, c config.Config, log zerolog.Logger, opt Options) (err error) {
 	if c.Worker.ID == "" {
-		c.Worker.ID = defaultWorkerID()
+		c.Worker.ID = DefaultWorkerID()
 	}
+	version := cmp.Or(opt.Version, "dev")
 	level := logLevel(c.Log)
 	log = level.Apply(log).With().Str("worker", c.Worker.ID).Logger()
-	defer logLifecycle(log, c)(&err)
+	defer logLifecycle(log, c, version)(&err)
 
-	tp, err := startTracing(ctx, c, log)
+	tp, err := startTracing(ctx, c, log, version)
 	if err != nil {
 		return err
 	}
@@ -190,7 +102,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		ReadTimeout:    c.Invoke.Timeout.Read,
 		TotalTimeout:   c.Invoke.Timeout.Total,
 		MaxConns:       c.Worker.Concurrency,
-		UserAgent:      "invoke-worker/" + version(),
+		UserAgent:      "invoke-worker/" + version,
 		Logger:         &log,
 	})
 	if err != nil {
@@ -198,11 +110,11 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	}
 	defer invoker.CloseIdleConnections()
 
-	embedded := opt.embedded
+	embedded := opt.Embedded
 	url := c.NATS.URL
 	if url == "" {
 		if embedded == nil {
-			if embedded, err = startEmbedded(c, log); err != nil {
+			if embedded, err = StartEmbedded(c, log); err != nil {
 				return err
 			}
 			defer embedded.Shutdown()
@@ -210,7 +122,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 		url = embedded.ClientURL()
 	}
 	var connected atomic.Bool
-	nc, err := queue.Connect(ctx, connConfig(c, log, url, connected.Store))
+	nc, err := queue.Connect(ctx, ConnConfig(c, log, url, connected.Store))
 	if err != nil {
 		return err
 	}
@@ -219,7 +131,7 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	if err != nil {
 		return err
 	}
-	topo := topology(c)
+	topo := Topology(c)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := queue.WaitJetStream(setupCtx, js); err != nil {
@@ -372,9 +284,9 @@ func runService(ctx context.Context, c config.Config, log zerolog.Logger, opt se
 	} else {
 		routesDone <- nil
 	}
-	if opt.onReady != nil {
+	if opt.OnReady != nil {
 		waitRunning(ctx, w)
-		opt.onReady()
+		opt.OnReady()
 	}
 	runErr := errors.Join(<-runDone, <-routesDone)
 

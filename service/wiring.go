@@ -1,12 +1,14 @@
-// Pieces runService wires in: error mapping, fan-out routes, the
-// consumer-state sampler, tracing, the log level and lifecycle lines.
+// Pieces Run wires in: the mapping of configuration onto the queue,
+// connections, error mapping, fan-out routes, the consumer-state sampler,
+// tracing, the log level and lifecycle lines.
 
-package main
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -27,6 +29,86 @@ import (
 	"github.com/invoke-worker/worker/tracing"
 	"github.com/invoke-worker/worker/worker"
 )
+
+// Topology maps configuration onto the queue's streams and consumer.
+func Topology(c config.Config) queue.Topology {
+	return queue.Topology{
+		JobsStream:      c.Streams.Jobs,
+		ResultsStream:   c.Streams.Results,
+		DLQStream:       c.Streams.DLQ,
+		JobsSubjects:    c.Streams.JobsSubjects,
+		ResultsPrefix:   c.Streams.ResultsPrefix,
+		DLQPrefix:       c.Streams.DLQPrefix,
+		WaitPrefix:      c.Streams.WaitPrefix,
+		Replicas:        c.Streams.Replicas,
+		MaxMsgSize:      int32(c.Streams.MaxMsgSize),
+		JobsMaxAge:      c.Streams.JobsMaxAge,
+		ResultsMaxAge:   c.Streams.ResultsMaxAge,
+		DLQMaxAge:       c.Streams.DLQMaxAge,
+		DuplicateWindow: c.Streams.DuplicateWindow,
+		Durable:         c.Consumer.Durable,
+		AckWait:         c.Consumer.AckWait,
+		MaxAckPending:   c.Consumer.MaxAckPending,
+		JobBodies:       c.Streams.JobBodies,
+		ResultBodies:    c.Streams.ResultBodies,
+	}.WithDefaults()
+}
+
+// ConnConfig maps configuration onto the queue's connection settings;
+// state, when not nil, follows whether the connection is up.
+func ConnConfig(c config.Config, log zerolog.Logger, url string, state func(bool)) queue.ConnConfig {
+	return queue.ConnConfig{
+		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
+		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
+		InboxPrefix: c.NATS.InboxPrefix, Name: c.NATS.Name, ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
+		Logger: log, OnStateChange: state,
+	}
+}
+
+// StartEmbedded starts the embedded server and says so.
+func StartEmbedded(c config.Config, log zerolog.Logger) (*queue.Embedded, error) {
+	srv, err := queue.StartEmbedded(queue.EmbeddedConfig{
+		Listen:     c.NATS.Embedded.Listen,
+		StoreDir:   c.NATS.Embedded.StoreDir,
+		MaxPayload: int32(c.NATS.Embedded.MaxPayload),
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("url", srv.ClientURL()).Str("store_dir", srv.StoreDir()).
+		Msg("no nats.url configured: started an embedded NATS server with JetStream")
+	return srv, nil
+}
+
+// Connect connects a short-lived command (enqueue, dlq) to NATS: the
+// configured URL, else the local embedded server's address.
+func Connect(ctx context.Context, c config.Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	url := c.NATS.URL
+	local := url == ""
+	if local {
+		url = "nats://" + c.NATS.Embedded.Listen
+	}
+	// A short-lived command's connection logs only problems: "disconnected"
+	// at exit is noise.
+	if log.GetLevel() < zerolog.WarnLevel {
+		log = log.Level(zerolog.WarnLevel)
+	}
+	cc := ConnConfig(c, log, url, nil)
+	nc, err := queue.Connect(ctx, cc)
+	if err != nil {
+		if local {
+			return nil, nil, fmt.Errorf("no NATS server at %s: start `worker dev` or `worker run` on this machine, or pass --nats URL: %w", url, err)
+		}
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
 
 // replicasKeyError names streams.replicas in an error of a replica count
 // the servers cannot place, making it a configuration error (exit 2).
@@ -131,13 +213,22 @@ func (s consumerSampler) Sample(ctx context.Context) (worker.Sample, error) {
 	return worker.Sample(cs), err
 }
 
+// DefaultWorkerID names this process: host and pid.
+func DefaultWorkerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
 // startTracing builds the tracer provider tracing.* asks for (a no-op one
 // when off). Export failures are logged: the OpenTelemetry SDK reports them
 // through its process-wide error handler, set here once.
-func startTracing(ctx context.Context, c config.Config, log zerolog.Logger) (*tracing.Provider, error) {
+func startTracing(ctx context.Context, c config.Config, log zerolog.Logger, version string) (*tracing.Provider, error) {
 	tp, err := tracing.New(ctx, tracing.Config{
 		Exporter: c.Tracing.Exporter, Endpoint: c.Tracing.Endpoint, SampleRatio: c.Tracing.SampleRatio,
-		ServiceVersion: version(), InstanceID: c.Worker.ID,
+		ServiceVersion: version, InstanceID: c.Worker.ID,
 	})
 	if err != nil {
 		return nil, &config.KeyError{Key: "tracing.exporter", Err: err}
@@ -172,13 +263,13 @@ func logLevel(c config.Log) *loglevel.Level {
 // logLifecycle logs the process's start, with its effective configuration
 // (secrets redacted), and returns what logs its stop, with how long it ran
 // and the error it stopped on.
-func logLifecycle(log zerolog.Logger, c config.Config) func(*error) {
+func logLifecycle(log zerolog.Logger, c config.Config, version string) func(*error) {
 	started := time.Now()
 	settings := zerolog.Dict()
 	for _, s := range c.Effective() {
 		settings.Str(s.Key, s.Value)
 	}
-	log.Info().Str("version", version()).Dict("config", settings).Msg("worker process starting")
+	log.Info().Str("version", version).Dict("config", settings).Msg("worker process starting")
 	return func(err *error) {
 		if *err != nil {
 			log.Error().Err(*err).Dur("uptime", time.Since(started)).Msg("worker process stopped on an error")
