@@ -137,48 +137,6 @@ func flagError(err error) error {
 	return usagef("--%s: %v", fe.Field, fe.Err)
 }
 
-// selectorArgs are the flags that select exactly what f selects (sequences
-// aside), for an operator to paste.
-func selectorArgs(f dlqops.Filter) []string {
-	var out []string
-	add := func(flag string, vs []string) {
-		for _, v := range vs {
-			out = append(out, "--"+flag, v)
-		}
-	}
-	for _, r := range f.Reasons {
-		add("reason", []string{string(r)})
-	}
-	add("function", f.Functions)
-	add("status", f.Statuses)
-	add("code", f.Codes)
-	if !f.Since.IsZero() {
-		add("since", []string{f.Since.UTC().Format(time.RFC3339Nano)})
-	}
-	if !f.Until.IsZero() {
-		add("until", []string{f.Until.UTC().Format(time.RFC3339Nano)})
-	}
-	if f.Grep != "" {
-		add("grep", []string{f.Grep})
-	}
-	return out
-}
-
-// shellJoin quotes what a shell would split or expand.
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a != "" && strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/=+,@", r))
-		}) < 0 {
-			q[i] = a
-			continue
-		}
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
-}
-
 // dlqSession is a connected store and what it needs to be closed.
 type dlqSession struct {
 	store *dlqops.Store

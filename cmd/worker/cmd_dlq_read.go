@@ -3,16 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
+	"github.com/invoke-worker/worker/internal/dlqview"
+	"github.com/invoke-worker/worker/internal/render"
 )
 
 func newDlqListCmd(g *globalFlags) *cobra.Command {
@@ -59,104 +56,26 @@ instead, with every header and the attempt history. Reading changes nothing.`,
 			return nil
 		}
 		// Streamed in chunks: a DLQ of millions lists in bounded memory.
-		ts := newTableStream(out, termWidth(out), recordColumns())
+		ts := render.NewStream(out, render.Width(out), dlqview.RecordColumns())
 		for r, err := range sess.store.Records(ctx, f) {
 			if err != nil {
 				return err
 			}
-			if err := ts.add(recordRow(r, now)...); err != nil {
+			if err := ts.Add(dlqview.RecordRow(r, now)...); err != nil {
 				return err
 			}
 		}
-		if err := ts.flush(); err != nil {
+		if err := ts.Flush(); err != nil {
 			return err
 		}
-		if ts.rows == 0 {
-			_, err := fmt.Fprintln(out, noRecords(f, sess.topo.DLQStream))
+		if ts.Rows() == 0 {
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.topo.DLQStream))
 			return err
 		}
-		_, err = fmt.Fprintf(out, "\n%s\n", plural(ts.rows, "record"))
+		_, err = fmt.Fprintf(out, "\n%s\n", render.Plural(ts.Rows(), "record"))
 		return err
 	}
 	return cmd
-}
-
-func noRecords(f dlqops.Filter, stream string) string {
-	if f.IsZero() {
-		return "No dead-letter records in " + stream + "."
-	}
-	return "No records in " + stream + " match."
-}
-
-// recordTable is the list table.
-func recordTable(recs []dlq.Record, now time.Time) *table {
-	t := &table{cols: recordColumns()}
-	for _, r := range recs {
-		t.add(recordRow(r, now)...)
-	}
-	return t
-}
-
-func recordColumns() []column {
-	return []column{
-		{title: "SEQ", right: true},
-		{title: "AGE", right: true},
-		{title: "REASON"},
-		{title: "FUNCTION", cut: 2, min: 16, tail: true},
-		{title: "STATUS", right: true},
-		{title: "CODE", cut: 3, min: 10, drop: 2},
-		{title: "ATTEMPTS", right: true, drop: 1},
-		{title: "ERROR", cut: 1, min: 20},
-	}
-}
-
-func recordRow(r dlq.Record, now time.Time) []string {
-	return []string{
-		strconv.FormatUint(r.Seq, 10),
-		age(now.Sub(r.FailedAt)),
-		string(r.Reason),
-		dash(r.FunctionID),
-		statusText(r.Status),
-		dash(r.Code),
-		strconv.Itoa(r.Attempts),
-		compactError(r.Error, r.Status, r.Code),
-	}
-}
-
-var opcRequestID = regexp.MustCompile(` ?\(opc-request-id [^)]*\)`)
-
-// compactError is an error for a table cell: one line, without what the
-// status and code columns already say ("function answered 503 Code: ") and
-// without the request id (show prints the error whole).
-func compactError(e string, status int, code string) string {
-	e = opcRequestID.ReplaceAllString(oneLine(e), "")
-	full := e
-	if status != 0 {
-		answered := "function answered " + strconv.Itoa(status)
-		if code != "" {
-			e = strings.Replace(e, answered+" "+code+": ", "", 1)
-			e = strings.Replace(e, answered+" "+code, "", 1)
-		}
-		e = strings.Replace(e, answered+": ", "", 1)
-	}
-	if e = strings.TrimSuffix(strings.TrimSpace(e), ":"); e == "" {
-		return full // nothing but status and code: say it anyway
-	}
-	return e
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func statusText(s int) string {
-	if s == 0 {
-		return "-"
-	}
-	return strconv.Itoa(s)
 }
 
 func newDlqStatsCmd(g *globalFlags) *cobra.Command {
@@ -206,64 +125,17 @@ grouped. Reading changes nothing.`,
 				Groups  []group `json:"groups"`
 			}{Stream: sess.topo.DLQStream, Records: st.Records, Groups: []group{}}
 			for _, gr := range st.Groups {
-				v.Groups = append(v.Groups, group{gr, selectorArgs(dlqops.GroupFilter(f, gr))})
+				v.Groups = append(v.Groups, group{gr, dlqview.SelectorArgs(dlqops.GroupFilter(f, gr))})
 			}
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
 			return enc.Encode(v)
 		}
 		if st.Records == 0 {
-			_, err := fmt.Fprintln(out, noRecords(f, sess.topo.DLQStream))
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.topo.DLQStream))
 			return err
 		}
-		return renderStats(out, st, f, sess.topo.DLQStream, now)
+		return dlqview.Stats(out, st, f, sess.topo.DLQStream, now)
 	}
 	return cmd
-}
-
-func renderStats(out io.Writer, st dlqops.Stats, f dlqops.Filter, stream string, now time.Time) error {
-	reasons := map[dlq.Reason]int{}
-	functions := map[string]bool{}
-	for _, gr := range st.Groups {
-		reasons[gr.Reason] += gr.Count
-		functions[gr.Function] = true
-	}
-	var byReason []string
-	for _, r := range dlq.Reasons() {
-		if reasons[r] > 0 {
-			byReason = append(byReason, fmt.Sprintf("%d %s", reasons[r], r))
-		}
-	}
-	scope := "in " + stream
-	if !f.IsZero() {
-		scope = "matching in " + stream
-	}
-	fmt.Fprintf(out, "%s %s: %s; %s, %s.\n\n", plural(st.Records, "record"), scope,
-		strings.Join(byReason, ", "), plural(len(functions), "function"), plural(len(st.Groups), "group"))
-
-	t := &table{cols: []column{
-		{title: "#", right: true},
-		{title: "COUNT", right: true},
-		{title: "REASON"},
-		{title: "FUNCTION", cut: 2, min: 16, tail: true},
-		{title: "STATUS", right: true},
-		{title: "CODE", cut: 3, min: 10},
-		{title: "FIRST", right: true, drop: 2},
-		{title: "LAST", right: true},
-		{title: "LATEST ERROR", cut: 1, min: 16, drop: 1},
-	}}
-	for i, gr := range st.Groups {
-		t.add(strconv.Itoa(i+1), strconv.Itoa(gr.Count), string(gr.Reason), dash(gr.Function), statusText(gr.Status),
-			dash(gr.Code), age(now.Sub(gr.First)), age(now.Sub(gr.Last)), compactError(gr.Example, gr.Status, gr.Code))
-	}
-	if err := t.render(out, termWidth(out)); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\nFIRST and LAST: how long ago the group's first and latest failure happened.\n")
-	fmt.Fprintf(out, "To act on a group, add its flags to list, replay --all or purge --all:\n")
-	for i, gr := range st.Groups {
-		fmt.Fprintf(out, "  %*d  %s\n", len(strconv.Itoa(len(st.Groups))), i+1, shellJoin(selectorArgs(dlqops.GroupFilter(f, gr))))
-	}
-	_, err := fmt.Fprintf(out, "For example:\n  worker dlq replay --all %s --dry-run\n", shellJoin(selectorArgs(dlqops.GroupFilter(f, st.Groups[0]))))
-	return err
 }

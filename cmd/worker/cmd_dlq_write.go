@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
+	"github.com/invoke-worker/worker/internal/dlqview"
+	"github.com/invoke-worker/worker/internal/render"
 )
 
 func newDlqReplayCmd(g *globalFlags) *cobra.Command {
@@ -107,11 +108,11 @@ come back before everything is sent.`,
 		out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		stream := sess.topo.DLQStream
 		var (
-			bar     *progress
+			bar     *render.Progress
 			n       int
 			counts  = map[dlqops.ReplayOutcome]int{}
 			tally   *dlqops.WatchTally
-			plan    = &table{cols: []column{{title: "SEQ", right: true}, {title: "JOB"}, {title: "ACTION"}, {title: "SUBJECT"}, {title: "FUNCTION", cut: 2, min: 20, tail: true}, {title: "NOTE", cut: 1, min: 16}}}
+			plan    = &render.Table{Cols: []render.Column{{Title: "SEQ", Right: true}, {Title: "JOB"}, {Title: "ACTION"}, {Title: "SUBJECT"}, {Title: "FUNCTION", Cut: 2, Min: 20, Tail: true}, {Title: "NOTE", Cut: 1, Min: 16}}}
 			perLine bool
 		)
 		status := func() string {
@@ -131,15 +132,15 @@ come back before everything is sent.`,
 			switch {
 			case len(rs) == 0:
 			case dryRun:
-				fmt.Fprintf(out, "Dry run: %s selected in %s; nothing is published or deleted.\n\n", plural(len(rs), "record"), stream)
+				fmt.Fprintf(out, "Dry run: %s selected in %s; nothing is published or deleted.\n\n", render.Plural(len(rs), "record"), stream)
 			default:
 				if opts.Watch != nil {
 					fmt.Fprintf(errOut, "Replaying %s from %s, watching their outcomes (stop above %.0f%% failed again, judged after %d).\n",
-						plural(len(rs), "record"), stream, opts.Watch.MaxFailureRatio*100, opts.Watch.MinSample)
+						render.Plural(len(rs), "record"), stream, opts.Watch.MaxFailureRatio*100, opts.Watch.MinSample)
 				} else {
-					fmt.Fprintf(errOut, "Replaying %s from %s.\n", plural(len(rs), "record"), stream)
+					fmt.Fprintf(errOut, "Replaying %s from %s.\n", render.Plural(len(rs), "record"), stream)
 				}
-				bar = newProgress(errOut, "replay", len(rs))
+				bar = render.NewProgress(errOut, "replay", len(rs))
 				perLine = bar == nil
 			}
 		}
@@ -155,36 +156,36 @@ come back before everything is sent.`,
 				if ev.Outcome == dlqops.AlreadyReplayed && !keep {
 					action = "delete only"
 				}
-				plan.add(strconv.FormatUint(ev.Record.Seq, 10), ev.Record.JobID, action, dash(ev.Subject), dash(ev.FunctionID), eventNote(ev))
+				plan.Add(strconv.FormatUint(ev.Record.Seq, 10), ev.Record.JobID, action, dlqview.Dash(ev.Subject), dlqview.Dash(ev.FunctionID), dlqview.EventNote(ev))
 				return
 			}
-			line := eventLine(ev)
+			line := dlqview.EventLine(ev)
 			switch {
 			case perLine:
 				fmt.Fprintln(out, line)
 			case ev.Outcome != dlqops.Replayed || ev.Err != nil:
-				bar.above("%s", line)
+				bar.Above("%s", line)
 			}
-			bar.set(n, status())
+			bar.Set(n, status())
 		}
 		opts.OnWatch = func(t dlqops.WatchTally) {
 			tally = &t
-			bar.set(n, status())
+			bar.Set(n, status())
 		}
 
 		res, err := sess.store.Replay(ctx, opts)
-		bar.finish()
+		bar.Finish()
 		if dryRun && res.Selected > 0 {
-			if rerr := plan.render(out, termWidth(out)); rerr != nil {
+			if rerr := plan.Render(out, render.Width(out)); rerr != nil {
 				return rerr
 			}
 			fmt.Fprintln(out)
 		}
 		if res.Selected == 0 && err == nil {
-			_, err := fmt.Fprintln(out, noRecords(fl, stream))
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(fl, stream))
 			return err
 		}
-		fmt.Fprintln(out, replaySummary(res, keep))
+		fmt.Fprintln(out, dlqview.ReplaySummary(res, keep))
 		if doomed > 0 {
 			see := ""
 			if dryRun {
@@ -198,7 +199,7 @@ come back before everything is sent.`,
 		case errors.Is(err, dlqops.ErrTooManyFailures):
 			msg := "worker: replay stopped: " + strings.TrimPrefix(err.Error(), dlqops.ErrTooManyFailures.Error()+": ")
 			if res.Left > 0 {
-				msg += fmt.Sprintf("; %s not replayed, still in %s", plural(res.Left, "record"), stream)
+				msg += fmt.Sprintf("; %s not replayed, still in %s", render.Plural(res.Left, "record"), stream)
 			}
 			msg += `. The function still fails: see "worker dlq stats --since 10m".`
 			return exitError{code: exitFailed, msg: msg}
@@ -207,64 +208,6 @@ come back before everything is sent.`,
 		}
 	}
 	return cmd
-}
-
-func eventNote(ev dlqops.ReplayEvent) string {
-	note := ev.Note
-	if ev.Warning != "" {
-		note = strings.TrimPrefix(note+"; "+ev.Warning, "; ")
-	}
-	if ev.Err != nil {
-		if note != "" {
-			note += ": "
-		}
-		note += ev.Err.Error()
-	}
-	return oneLine(note)
-}
-
-func eventLine(ev dlqops.ReplayEvent) string {
-	s := fmt.Sprintf("%-16s %d  %s", ev.Outcome, ev.Record.Seq, ev.Record.JobID)
-	if ev.Subject != "" && (ev.Outcome == dlqops.Replayed || ev.Outcome == dlqops.WouldReplay) {
-		s += "  → " + ev.Subject
-	}
-	if note := eventNote(ev); note != "" {
-		s += "  (" + note + ")"
-	}
-	return s
-}
-
-func replaySummary(res dlqops.ReplayResult, keep bool) string {
-	var b strings.Builder
-	if res.DryRun {
-		fmt.Fprintf(&b, "Would replay %d, already replayed %d, skipped %d", res.Replayed, res.AlreadyReplayed, res.Skipped)
-		if res.Failed > 0 {
-			fmt.Fprintf(&b, ", cannot replay %d", res.Failed)
-		}
-		b.WriteString(" (dry run: nothing changed).")
-		return b.String()
-	}
-	fmt.Fprintf(&b, "Replayed %d, skipped %d", res.Replayed, res.Skipped+res.AlreadyReplayed)
-	if res.AlreadyReplayed > 0 {
-		fmt.Fprintf(&b, " (%d already replayed)", res.AlreadyReplayed)
-	}
-	fmt.Fprintf(&b, ", failed %d", res.Failed)
-	if res.Left > 0 {
-		fmt.Fprintf(&b, ", not reached %d", res.Left)
-	}
-	if keep {
-		b.WriteString("; records kept.")
-	} else {
-		fmt.Fprintf(&b, "; %s deleted.", plural(res.Deleted, "record"))
-	}
-	if t := res.Watch; t != nil {
-		fmt.Fprintf(&b, "\nOutcomes of the replayed jobs: %d succeeded, %d failed again", t.Succeeded, t.FailedAgain)
-		if t.Pending > 0 {
-			fmt.Fprintf(&b, ", %d still running (not waited for)", t.Pending)
-		}
-		b.WriteString(".")
-	}
-	return b.String()
 }
 
 func newDlqPurgeCmd(g *globalFlags) *cobra.Command {
@@ -303,7 +246,7 @@ deleted and deletes nothing.`,
 			return flagError(err)
 		}
 		stdin, out, errOut := cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
-		if !dryRun && !yes && !isTTY(stdin) {
+		if !dryRun && !yes && !render.IsTTY(stdin) {
 			return usagef("--yes is required when standard input is not a terminal (nothing to ask for confirmation); try --dry-run first")
 		}
 		ctx := cmd.Context()
@@ -317,14 +260,14 @@ deleted and deletes nothing.`,
 		stream := sess.topo.DLQStream
 
 		var (
-			bar     *progress
+			bar     *render.Progress
 			n       int
 			matched []dlq.Record
 		)
 		opts.OnPlan = func(rs []dlq.Record) { matched = rs }
 		if !dryRun && !yes {
 			opts.Confirm = func(rs []dlq.Record) bool {
-				fmt.Fprintf(errOut, "%s\nDelete %s from %s? This cannot be undone. [y/N] ", describe(rs, now), plural(len(rs), "record"), stream)
+				fmt.Fprintf(errOut, "%s\nDelete %s from %s? This cannot be undone. [y/N] ", dlqview.Describe(rs, now), render.Plural(len(rs), "record"), stream)
 				answer, _ := bufio.NewReader(stdin).ReadString('\n')
 				answer = strings.ToLower(strings.TrimSpace(answer))
 				return answer == "y" || answer == "yes"
@@ -332,31 +275,31 @@ deleted and deletes nothing.`,
 		}
 		opts.OnDelete = func(r dlq.Record, err error) {
 			if n == 0 {
-				bar = newProgress(errOut, "purge", len(matched))
+				bar = render.NewProgress(errOut, "purge", len(matched))
 			}
 			n++
 			if err != nil {
-				bar.above("failed  %d  %s: %v", r.Seq, r.JobID, err)
+				bar.Above("failed  %d  %s: %v", r.Seq, r.JobID, err)
 			}
-			bar.set(n, "")
+			bar.Set(n, "")
 		}
 		res, err := sess.store.Purge(ctx, opts)
-		bar.finish()
+		bar.Finish()
 		if res.Selected == 0 && err == nil {
-			_, err := fmt.Fprintln(out, noRecords(fl, stream))
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(fl, stream))
 			return err
 		}
 		if dryRun {
-			if rerr := recordTable(matched, now).render(out, termWidth(out)); rerr != nil {
+			if rerr := dlqview.RecordTable(matched, now).Render(out, render.Width(out)); rerr != nil {
 				return rerr
 			}
-			_, err := fmt.Fprintf(out, "\nWould delete %s from %s (dry run: nothing changed).\n", plural(res.Selected, "record"), stream)
+			_, err := fmt.Fprintf(out, "\nWould delete %s from %s (dry run: nothing changed).\n", render.Plural(res.Selected, "record"), stream)
 			return err
 		}
 		if errors.Is(err, dlqops.ErrNotConfirmed) {
 			return exitError{code: exitFailed, msg: "Not confirmed: nothing deleted."}
 		}
-		fmt.Fprintf(out, "Deleted %s from %s", plural(res.Deleted, "record"), stream)
+		fmt.Fprintf(out, "Deleted %s from %s", render.Plural(res.Deleted, "record"), stream)
 		if res.Failed > 0 {
 			fmt.Fprintf(out, "; %d could not be deleted", res.Failed)
 		}
@@ -364,60 +307,4 @@ deleted and deletes nothing.`,
 		return err
 	}
 	return cmd
-}
-
-// describe sums records up for a confirmation prompt.
-func describe(rs []dlq.Record, now time.Time) string {
-	reasons := map[dlq.Reason]int{}
-	functions := map[string]int{}
-	oldest, newest := rs[0].FailedAt, rs[0].FailedAt
-	for _, r := range rs {
-		reasons[r.Reason]++
-		functions[r.FunctionID]++
-		oldest = minTime(oldest, r.FailedAt)
-		newest = maxTime(newest, r.FailedAt)
-	}
-	var parts []string
-	for _, r := range dlq.Reasons() {
-		if reasons[r] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", reasons[r], r))
-		}
-	}
-	fns := make([]string, 0, len(functions))
-	for fn := range functions {
-		fns = append(fns, fn)
-	}
-	sort.Slice(fns, func(i, j int) bool { return functions[fns[i]] > functions[fns[j]] })
-	var b strings.Builder
-	span := age(now.Sub(oldest)) + " ago"
-	if a, b := age(now.Sub(oldest)), age(now.Sub(newest)); a != b {
-		span = "between " + a + " and " + b + " ago"
-	}
-	fmt.Fprintf(&b, "%s match: %s; failed %s.\n", plural(len(rs), "record"), strings.Join(parts, ", "), span)
-	for i, fn := range fns {
-		if i == 5 {
-			fmt.Fprintf(&b, "  … and %d more functions\n", len(fns)-5)
-			break
-		}
-		label := fn
-		if label == "" {
-			label = "(no function id)"
-		}
-		fmt.Fprintf(&b, "  %6d  %s\n", functions[fn], label)
-	}
-	return b.String()
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }

@@ -1,4 +1,4 @@
-package main
+package render
 
 import (
 	"fmt"
@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// progress is a one-line progress bar on a terminal, redrawn in place at
-// most ten times a second. Lines printed through above() appear over it.
-// A nil *progress draws nothing, so callers need not check for a terminal.
+// Progress is a one-line progress bar on a terminal, redrawn in place at
+// most ten times a second. Lines printed through Above appear over it.
+// A nil *Progress draws nothing, so callers need not check for a terminal.
 // It is used from one goroutine.
-type progress struct {
+type Progress struct {
 	w      io.Writer
 	verb   string
 	total  int
@@ -23,20 +23,20 @@ type progress struct {
 	now    func() time.Time
 }
 
-// newProgress returns a bar on w when w is a terminal, else nil.
-func newProgress(w io.Writer, verb string, total int) *progress {
-	width := termWidth(w)
+// NewProgress returns a bar on w when w is a terminal, else nil.
+func NewProgress(w io.Writer, verb string, total int) *Progress {
+	width := Width(w)
 	if width == 0 || total == 0 {
 		return nil
 	}
-	p := &progress{w: w, verb: verb, total: total, width: width, now: time.Now}
+	p := &Progress{w: w, verb: verb, total: total, width: width, now: time.Now}
 	p.start = p.now()
 	p.draw(true)
 	return p
 }
 
-// set records progress: done records, and a short status (counts).
-func (p *progress) set(done int, status string) {
+// Set records progress: done records, and a short status (counts).
+func (p *Progress) Set(done int, status string) {
 	if p == nil {
 		return
 	}
@@ -44,8 +44,8 @@ func (p *progress) set(done int, status string) {
 	p.draw(done >= p.total)
 }
 
-// above prints a line above the bar.
-func (p *progress) above(format string, args ...any) {
+// Above prints a line above the bar.
+func (p *Progress) Above(format string, args ...any) {
 	if p == nil {
 		return
 	}
@@ -53,15 +53,15 @@ func (p *progress) above(format string, args ...any) {
 	p.draw(true)
 }
 
-// finish erases the bar.
-func (p *progress) finish() {
+// Finish erases the bar.
+func (p *Progress) Finish() {
 	if p == nil {
 		return
 	}
 	fmt.Fprint(p.w, "\r\033[K")
 }
 
-func (p *progress) draw(force bool) {
+func (p *Progress) draw(force bool) {
 	now := p.now()
 	if !force && now.Sub(p.drawn) < 100*time.Millisecond {
 		return
@@ -74,7 +74,7 @@ func (p *progress) draw(force bool) {
 		r := float64(p.done) / secs
 		right += fmt.Sprintf("  %.1f/s", r)
 		if p.done < p.total {
-			right += "  ETA " + age(time.Duration(float64(p.total-p.done)/r*float64(time.Second)))
+			right += "  ETA " + Age(time.Duration(float64(p.total-p.done)/r*float64(time.Second)))
 		}
 	}
 	if p.status != "" {
@@ -90,6 +90,6 @@ func (p *progress) draw(force bool) {
 		fill := int(pct * float64(bar))
 		line += "[" + strings.Repeat("█", fill) + strings.Repeat("░", bar-fill) + "]"
 	}
-	line = cutTo(line+right, p.width-1, false)
+	line = Cut(line+right, p.width-1, false)
 	fmt.Fprint(p.w, "\r\033[K"+line)
 }

@@ -1,4 +1,12 @@
-package main
+// Package render draws text for an operator's terminal: tables cut to its
+// width (columns giving way, then left out, in an order the caller
+// chooses), streamed in chunks for tables of any length, word-wrapped
+// key-value lines, a progress line, and durations and counts as people
+// read them. A pipe or file gets every character.
+//
+// It knows nothing of what it draws; the dead-letter views are
+// internal/dlqview's.
+package render
 
 import (
 	"bufio"
@@ -14,9 +22,9 @@ import (
 	"golang.org/x/term"
 )
 
-// termWidth is w's width in columns when w is a terminal, else 0 (no cut:
+// Width is w's width in columns when w is a terminal, else 0 (no cut:
 // a pipe or file gets every character).
-func termWidth(w io.Writer) int {
+func Width(w io.Writer) int {
 	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return 0
@@ -28,41 +36,41 @@ func termWidth(w io.Writer) int {
 	return width
 }
 
-// isTTY reports whether r or w is a terminal.
-func isTTY(v any) bool {
+// IsTTY reports whether v (a reader or writer) is a terminal.
+func IsTTY(v any) bool {
 	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// column is one table column. Columns that may be cut give up width, in
+// Column is one table column. Columns that may be cut give up width, in
 // ascending cut order, down to min; a middle cut keeps both ends (OCIDs
 // differ at the end).
-type column struct {
-	title  string
-	right  bool // right-aligned (numbers)
-	cut    int  // 0: never cut; else the order in which columns give way
-	min    int
-	middle bool
-	tail   bool // cut at the start, keeping the end
-	// drop, when the columns cut to their minimum still do not fit: 0
+type Column struct {
+	Title  string
+	Right  bool // right-aligned (numbers)
+	Cut    int  // 0: never cut; else the order in which columns give way
+	Min    int
+	Middle bool
+	Tail   bool // cut at the start, keeping the end
+	// Drop, when the columns cut to their minimum still do not fit: 0
 	// never; else the order in which columns are left out.
-	drop int
+	Drop int
 }
 
-// table renders rows under titles, two spaces apart, cut to width (0: no
+// Table renders rows under titles, two spaces apart, cut to width (0: no
 // cut). The last column is not padded.
-type table struct {
-	cols []column
-	rows [][]string
+type Table struct {
+	Cols []Column
+	Rows [][]string
 }
 
-func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+func (t *Table) Add(cells ...string) { t.Rows = append(t.Rows, cells) }
 
-func (t *table) render(w io.Writer, width int) error {
+func (t *Table) Render(w io.Writer, width int) error {
 	l := t.layout(width)
 	b := bufio.NewWriter(w)
 	l.writeTitles(b)
-	for _, r := range t.rows {
+	for _, r := range t.Rows {
 		l.write(b, r)
 	}
 	return b.Flush()
@@ -70,27 +78,27 @@ func (t *table) render(w io.Writer, width int) error {
 
 // tableLayout is which columns a table shows and how wide.
 type tableLayout struct {
-	cols   []column
+	cols   []Column
 	keep   []bool
-	widths []int // per column; 0 for dropped ones
-	// cut is false in a pipe: a cell wider than its column (a row after
+	widths []int // per Column; 0 for dropped ones
+	// cut is false in a pipe: a cell wider than its Column (a row after
 	// the first chunk of a stream) is printed whole, widening its row.
-	cut bool
+	cutCells bool
 }
 
 // layout fits t's rows to width (0: no cut).
-func (t *table) layout(width int) tableLayout {
-	l := tableLayout{cols: t.cols, keep: t.fitColumns(width), widths: make([]int, len(t.cols)), cut: width > 0}
-	for i, c := range t.cols {
-		l.widths[i] = runeLen(c.title)
+func (t *Table) layout(width int) tableLayout {
+	l := tableLayout{cols: t.Cols, keep: t.fitColumns(width), widths: make([]int, len(t.Cols)), cutCells: width > 0}
+	for i, c := range t.Cols {
+		l.widths[i] = runeLen(c.Title)
 	}
-	for _, r := range t.rows {
+	for _, r := range t.Rows {
 		for i, cell := range r {
 			l.widths[i] = max(l.widths[i], runeLen(cell))
 		}
 	}
 	shown := 0
-	for i := range t.cols {
+	for i := range t.Cols {
 		if !l.keep[i] {
 			l.widths[i] = 0
 		} else {
@@ -100,16 +108,16 @@ func (t *table) layout(width int) tableLayout {
 	if width > 0 {
 		over := 2*(shown-1) - width
 		maxCut := 0
-		for i, c := range t.cols {
+		for i, c := range t.Cols {
 			over += l.widths[i]
-			maxCut = max(maxCut, c.cut)
+			maxCut = max(maxCut, c.Cut)
 		}
 		for order := 1; over > 0 && order <= maxCut; order++ {
-			for i, c := range t.cols {
-				if c.cut != order || over <= 0 || !l.keep[i] {
+			for i, c := range t.Cols {
+				if c.Cut != order || over <= 0 || !l.keep[i] {
 					continue
 				}
-				give := min(over, l.widths[i]-max(c.min, runeLen(c.title)))
+				give := min(over, l.widths[i]-max(c.Min, runeLen(c.Title)))
 				if give > 0 {
 					l.widths[i] -= give
 					over -= give
@@ -122,8 +130,8 @@ func (t *table) layout(width int) tableLayout {
 
 // fitColumns says which columns to show: it leaves out droppable columns,
 // in drop order, until the others fit width at their minimum widths.
-func (t *table) fitColumns(width int) []bool {
-	keep := make([]bool, len(t.cols))
+func (t *Table) fitColumns(width int) []bool {
+	keep := make([]bool, len(t.Cols))
 	for i := range keep {
 		keep[i] = true
 	}
@@ -132,26 +140,26 @@ func (t *table) fitColumns(width int) []bool {
 	}
 	floor := func() int {
 		n := 0
-		for i, c := range t.cols {
+		for i, c := range t.Cols {
 			if !keep[i] {
 				continue
 			}
-			w := runeLen(c.title)
-			for _, r := range t.rows {
+			w := runeLen(c.Title)
+			for _, r := range t.Rows {
 				if i < len(r) {
 					w = max(w, runeLen(r[i]))
 				}
 			}
-			if c.cut > 0 {
-				w = min(w, max(c.min, runeLen(c.title)))
+			if c.Cut > 0 {
+				w = min(w, max(c.Min, runeLen(c.Title)))
 			}
 			n += w + 2
 		}
 		return n - 2
 	}
-	for order := 1; floor() > width && order <= len(t.cols); order++ {
-		for i, c := range t.cols {
-			if c.drop == order {
+	for order := 1; floor() > width && order <= len(t.Cols); order++ {
+		for i, c := range t.Cols {
+			if c.Drop == order {
 				keep[i] = false
 			}
 		}
@@ -162,7 +170,7 @@ func (t *table) fitColumns(width int) []bool {
 func (l tableLayout) writeTitles(b *bufio.Writer) {
 	titles := make([]string, len(l.cols))
 	for i, c := range l.cols {
-		titles[i] = c.title
+		titles[i] = c.Title
 	}
 	l.write(b, titles)
 }
@@ -185,16 +193,16 @@ func (l tableLayout) write(b *bufio.Writer, cells []string) {
 		}
 		width := l.widths[i]
 		switch {
-		case !l.cut || runeLen(cell) <= width:
-		case c.tail:
+		case !l.cutCells || runeLen(cell) <= width:
+		case c.Tail:
 			r := []rune(cell)
 			cell = "…" + string(r[len(r)-width+1:])
 		default:
-			cell = cutTo(cell, width, c.middle)
+			cell = Cut(cell, width, c.Middle)
 		}
 		pad := strings.Repeat(" ", max(0, width-runeLen(cell)))
 		switch {
-		case c.right:
+		case c.Right:
 			sb.WriteString(pad + cell)
 		case i == last:
 			sb.WriteString(cell)
@@ -209,52 +217,52 @@ func (l tableLayout) write(b *bufio.Writer, cells []string) {
 	b.WriteByte('\n')
 }
 
-// tableStream renders a table of any length in chunks: the first chunk
+// Stream renders a table of any length in chunks: the first chunk
 // decides the columns and their widths, so memory stays bounded.
-type tableStream struct {
-	t      table
+type Stream struct {
+	t      Table
 	w      *bufio.Writer
 	width  int
 	layout *tableLayout
-	rows   int
+	n      int
 }
 
 // streamChunk is how many rows a chunk holds.
 const streamChunk = 1000
 
-func newTableStream(w io.Writer, width int, cols []column) *tableStream {
-	return &tableStream{t: table{cols: cols}, w: bufio.NewWriter(w), width: width}
+func NewStream(w io.Writer, width int, cols []Column) *Stream {
+	return &Stream{t: Table{Cols: cols}, w: bufio.NewWriter(w), width: width}
 }
 
-func (s *tableStream) add(cells ...string) error {
-	s.t.add(cells...)
-	s.rows++
-	if len(s.t.rows) >= streamChunk {
-		return s.flush()
+func (s *Stream) Add(cells ...string) error {
+	s.t.Add(cells...)
+	s.n++
+	if len(s.t.Rows) >= streamChunk {
+		return s.Flush()
 	}
 	return nil
 }
 
-// flush writes the rows added so far; call it once more at the end.
-func (s *tableStream) flush() error {
+// Flush writes the rows added so far; call it once more at the end.
+func (s *Stream) Flush() error {
 	if s.layout == nil {
-		if len(s.t.rows) == 0 {
+		if len(s.t.Rows) == 0 {
 			return nil
 		}
 		l := s.t.layout(s.width)
 		s.layout = &l
 		l.writeTitles(s.w)
 	}
-	for _, r := range s.t.rows {
+	for _, r := range s.t.Rows {
 		s.layout.write(s.w, r)
 	}
-	s.t.rows = s.t.rows[:0]
+	s.t.Rows = s.t.Rows[:0]
 	return s.w.Flush()
 }
 
-// wrapIndented writes "  key  value" lines, the value word-wrapped to width
+// WrapIndented writes "  key  value" lines, the value word-wrapped to width
 // (0: no wrap) with following lines aligned under it.
-func wrapIndented(w io.Writer, indent int, key string, keyWidth int, value string, width int) {
+func WrapIndented(w io.Writer, indent int, key string, keyWidth int, value string, width int) {
 	prefix := strings.Repeat(" ", indent) + key + strings.Repeat(" ", max(0, keyWidth-runeLen(key)))
 	room := width - runeLen(prefix)
 	if width == 0 || room < 20 || runeLen(value) <= room {
@@ -300,8 +308,8 @@ func wrapIndented(w io.Writer, indent int, key string, keyWidth int, value strin
 
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
 
-// cutTo shortens s to n runes with an ellipsis, at the end or the middle.
-func cutTo(s string, n int, middle bool) string {
+// Cut shortens s to n runes with an ellipsis, at the end or the middle.
+func Cut(s string, n int, middle bool) string {
 	if runeLen(s) <= n {
 		return s
 	}
@@ -322,7 +330,7 @@ func cutTo(s string, n int, middle bool) string {
 
 // age renders a duration the way an operator reads it at a glance: 42s,
 // 12m, 3h05m, 2d04h.
-func age(d time.Duration) string {
+func Age(d time.Duration) string {
 	if d < 0 {
 		d = 0
 	}
@@ -339,16 +347,16 @@ func age(d time.Duration) string {
 }
 
 // when renders t as UTC with its age, or "-".
-func when(t, now time.Time) string {
+func When(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format("2006-01-02 15:04:05.000Z") + " (" + age(now.Sub(t)) + " ago)"
+	return t.UTC().Format("2006-01-02 15:04:05.000Z") + " (" + Age(now.Sub(t)) + " ago)"
 }
 
-// isText reports whether b reads as text: valid UTF-8 without control
+// IsText reports whether b reads as text: valid UTF-8 without control
 // characters other than tab, newline, carriage return and form feed.
-func isText(b []byte) bool {
+func IsText(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
@@ -360,13 +368,16 @@ func isText(b []byte) bool {
 	return true
 }
 
-// oneLine flattens text for a table cell.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// OneLine flattens text for a Table cell.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// plural renders "1 record", "2 records".
-func plural(n int, word string) string {
+// Plural renders "1 record", "2 records".
+func Plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
 	}
 	return strconv.Itoa(n) + " " + word + "s"
 }
+
+// Rows is how many rows were added.
+func (s *Stream) Rows() int { return s.n }
