@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,99 +11,22 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/invoke-worker/worker/client"
-	"github.com/invoke-worker/worker/job"
 )
-
-// jobLine is one line of a .jsonl file.
-type jobLine struct {
-	Function   string            `json:"function"`
-	ID         string            `json:"id"`
-	Subject    string            `json:"subject"`
-	Intent     string            `json:"intent"`
-	Headers    map[string]string `json:"headers"`
-	Body       json.RawMessage   `json:"body"`
-	BodyBase64 *string           `json:"body_base64"`
-}
-
-// parseJobLine turns a line into a job, over the flags' template.
-func parseJobLine(line []byte, tmpl client.Job) (client.Job, error) {
-	var l jobLine
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return client.Job{}, fmt.Errorf("not a JSON object of a job: %w", err)
-	}
-	if dec.More() {
-		return client.Job{}, errors.New("more than one JSON value on the line")
-	}
-	j := tmpl
-	j.Header = make(nats.Header, len(tmpl.Header)+len(l.Headers))
-	for k, vs := range tmpl.Header {
-		j.Header[k] = slices.Clone(vs)
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&j.FunctionID, l.Function)
-	set(&j.ID, l.ID)
-	set(&j.Subject, l.Subject)
-	set(&j.Intent, l.Intent)
-	for k, v := range l.Headers {
-		j.Header[k] = []string{v}
-	}
-	body := bytes.TrimSpace(l.Body)
-	switch {
-	case l.BodyBase64 != nil && len(body) > 0 && !bytes.Equal(body, []byte("null")):
-		return client.Job{}, errors.New("body and body_base64 exclude each other")
-	case l.BodyBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*l.BodyBase64)
-		if err != nil {
-			return client.Job{}, fmt.Errorf("body_base64: %w", err)
-		}
-		j.Body = b
-	case len(body) == 0 || bytes.Equal(body, []byte("null")):
-		j.Body = nil
-	case body[0] == '"':
-		var s string
-		if err := json.Unmarshal(body, &s); err != nil {
-			return client.Job{}, fmt.Errorf("body: %w", err)
-		}
-		j.Body = []byte(s)
-	default:
-		// Any other JSON value is the body itself, as JSON.
-		j.Body = body
-		if j.ContentType == "" && job.Lookup(j.Header, job.HeaderContentType) == "" {
-			j.ContentType = "application/json"
-		}
-	}
-	if j.FunctionID == "" {
-		return client.Job{}, errors.New(`no function: give "function" or --function`)
-	}
-	if _, err := j.Message(); err != nil {
-		return client.Job{}, err
-	}
-	return j, nil
-}
 
 // fileRun is the state of one `enqueue --file x.jsonl`.
 type fileRun struct {
 	stdout, stderr io.Writer
 	bar            *progressbar.ProgressBar // nil: no terminal
 
-	mu       sync.Mutex // guards what follows: the reader and the collector both report
-	rejected []int      // line numbers
-	reasons  []string   // the first maxReasons, "line N: why"
-	lines    []int      // line numbers of jobs handed to the client, not yet reported
+	// EnqueueLines reports one line at a time.
+	rejected []int    // line numbers
+	reasons  []string // the first maxReasons, "line N: why"
 	accepted map[client.JobID]int
 	ids      []client.JobID
 	dups     int
@@ -116,8 +36,6 @@ type fileRun struct {
 const maxReasons = 20
 
 func (r *fileRun) reject(line int, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.rejected = append(r.rejected, line)
 	if len(r.reasons) < maxReasons {
 		r.reasons = append(r.reasons, fmt.Sprintf("line %d: %v", line, err))
@@ -153,7 +71,7 @@ func enqueueFile(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
 		return usageError{fmt.Errorf("--file: %w", err)}
 	}
 	defer fh.Close()
-	total, err := countLines(fh)
+	total, err := client.CountJobLines(fh)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ef.file, err)
 	}
@@ -177,63 +95,26 @@ func enqueueFile(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
 		r.bar = newBar(r.stderr, total, "enqueue")
 	}
 
-	// Lines are read as the client takes jobs, so memory stays bounded by
-	// its window whatever the file's size.
-	var readErr error
-	jobs := func(yield func(client.Job) bool) {
-		rd := bufio.NewReaderSize(fh, 1<<16)
-		for n := 1; ; n++ {
-			line, err := rd.ReadBytes('\n')
-			if len(bytes.TrimSpace(line)) > 0 {
-				j, perr := parseJobLine(line, tmpl)
-				if perr != nil {
-					r.reject(n, perr)
-				} else {
-					r.mu.Lock()
-					r.lines = append(r.lines, n)
-					r.mu.Unlock()
-					if !yield(j) {
-						return
-					}
-				}
-			}
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
-				}
-				return
-			}
-		}
-	}
-	_, err = c.EnqueueAll(ctx, jobs, func(res client.BatchResult) {
-		r.mu.Lock()
-		line := r.lines[0]
-		r.lines = r.lines[1:]
-		r.mu.Unlock()
+	err = c.EnqueueLines(ctx, fh, tmpl, func(res client.LineResult) {
 		if res.Err != nil {
-			r.reject(line, res.Err)
+			r.reject(res.Line, res.Err)
 			return
 		}
-		r.mu.Lock()
 		if res.Duplicate {
 			r.dups++
 		}
 		if _, seen := r.accepted[res.ID]; !seen {
-			r.accepted[res.ID] = line
+			r.accepted[res.ID] = res.Line
 			r.ids = append(r.ids, res.ID)
 		}
 		if ef.wait == "" && r.outErr == nil {
 			_, r.outErr = fmt.Fprintln(r.stdout, res.ID)
 		}
-		r.mu.Unlock()
 		step(r.bar)
 	})
 	finish(r.bar)
 	if err != nil && !errors.Is(err, client.ErrIncomplete) {
 		return err
-	}
-	if readErr != nil {
-		return fmt.Errorf("read %s: %w", ef.file, readErr)
 	}
 	if r.outErr != nil {
 		return r.outErr
@@ -347,27 +228,6 @@ func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),
 	)
-}
-
-// countLines counts the non-blank lines, for the progress bar.
-func countLines(r io.Reader) (int, error) {
-	sc := bufio.NewReaderSize(r, 1<<16)
-	n := 0
-	for {
-		line, err := sc.ReadSlice('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			n++
-		}
-		for errors.Is(err, bufio.ErrBufferFull) { // a long line: skip its rest
-			_, err = sc.ReadSlice('\n')
-		}
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }
 
 // lineList prints line numbers, at most 50 of them.
