@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
 	"github.com/invoke-worker/worker/internal/dlqview"
 	"github.com/invoke-worker/worker/internal/render"
@@ -105,93 +102,11 @@ come back before everything is sent.`,
 		ctx, stop := signalContext(ctx, sess.log)
 		defer stop()
 
-		out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		stream := sess.topo.DLQStream
-		var (
-			bar     *render.Progress
-			n       int
-			counts  = map[dlqops.ReplayOutcome]int{}
-			tally   *dlqops.WatchTally
-			plan    = &render.Table{Cols: []render.Column{{Title: "SEQ", Right: true}, {Title: "JOB"}, {Title: "ACTION"}, {Title: "SUBJECT"}, {Title: "FUNCTION", Cut: 2, Min: 20, Tail: true}, {Title: "NOTE", Cut: 1, Min: 16}}}
-			perLine bool
-		)
-		status := func() string {
-			s := fmt.Sprintf("replayed %d", counts[dlqops.Replayed])
-			if k := counts[dlqops.AlreadyReplayed] + counts[dlqops.Skipped]; k > 0 {
-				s += fmt.Sprintf(", skipped %d", k)
-			}
-			if k := counts[dlqops.Failed]; k > 0 {
-				s += fmt.Sprintf(", failed %d", k)
-			}
-			if tally != nil {
-				s += fmt.Sprintf(" │ ok %d, failed again %d, running %d", tally.Succeeded, tally.FailedAgain, tally.Pending)
-			}
-			return s
-		}
-		opts.OnPlan = func(rs []dlq.Record) {
-			switch {
-			case len(rs) == 0:
-			case dryRun:
-				fmt.Fprintf(out, "Dry run: %s selected in %s; nothing is published or deleted.\n\n", render.Plural(len(rs), "record"), stream)
-			default:
-				if opts.Watch != nil {
-					fmt.Fprintf(errOut, "Replaying %s from %s, watching their outcomes (stop above %.0f%% failed again, judged after %d).\n",
-						render.Plural(len(rs), "record"), stream, opts.Watch.MaxFailureRatio*100, opts.Watch.MinSample)
-				} else {
-					fmt.Fprintf(errOut, "Replaying %s from %s.\n", render.Plural(len(rs), "record"), stream)
-				}
-				bar = render.NewProgress(errOut, "replay", len(rs))
-				perLine = bar == nil
-			}
-		}
-		doomed := 0
-		opts.OnEvent = func(ev dlqops.ReplayEvent) {
-			n++
-			counts[ev.Outcome]++
-			if ev.Warning != "" {
-				doomed++
-			}
-			if dryRun {
-				action := ev.Outcome.String()
-				if ev.Outcome == dlqops.AlreadyReplayed && !keep {
-					action = "delete only"
-				}
-				plan.Add(strconv.FormatUint(ev.Record.Seq, 10), ev.Record.JobID, action, dlqview.Dash(ev.Subject), dlqview.Dash(ev.FunctionID), dlqview.EventNote(ev))
-				return
-			}
-			line := dlqview.EventLine(ev)
-			switch {
-			case perLine:
-				fmt.Fprintln(out, line)
-			case ev.Outcome != dlqops.Replayed || ev.Err != nil:
-				bar.Above("%s", line)
-			}
-			bar.Set(n, status())
-		}
-		opts.OnWatch = func(t dlqops.WatchTally) {
-			tally = &t
-			bar.Set(n, status())
-		}
-
+		report := dlqview.NewReplayReport(cmd.OutOrStdout(), cmd.ErrOrStderr(), stream, &opts)
 		res, err := sess.store.Replay(ctx, opts)
-		bar.Finish()
-		if dryRun && res.Selected > 0 {
-			if rerr := plan.Render(out, render.Width(out)); rerr != nil {
-				return rerr
-			}
-			fmt.Fprintln(out)
-		}
-		if res.Selected == 0 && err == nil {
-			_, err := fmt.Fprintln(out, dlqview.NoRecords(fl, stream))
-			return err
-		}
-		fmt.Fprintln(out, dlqview.ReplaySummary(res, keep))
-		if doomed > 0 {
-			see := ""
-			if dryRun {
-				see = ": see NOTE"
-			}
-			fmt.Fprintf(out, "%d of these jobs fail again at once, without an invocation (invalid as written, or past their deadline)%s.\n", doomed, see)
+		if werr := report.Finish(res, err); werr != nil || (res.Selected == 0 && err == nil) {
+			return werr
 		}
 		switch {
 		case err == nil:
@@ -259,51 +174,17 @@ deleted and deletes nothing.`,
 		defer stop()
 		stream := sess.topo.DLQStream
 
-		var (
-			bar     *render.Progress
-			n       int
-			matched []dlq.Record
-		)
-		opts.OnPlan = func(rs []dlq.Record) { matched = rs }
+		report := dlqview.NewPurgeReport(out, errOut, stream, now, &opts)
 		if !dryRun && !yes {
-			opts.Confirm = func(rs []dlq.Record) bool {
-				fmt.Fprintf(errOut, "%s\nDelete %s from %s? This cannot be undone. [y/N] ", dlqview.Describe(rs, now), render.Plural(len(rs), "record"), stream)
-				answer, _ := bufio.NewReader(stdin).ReadString('\n')
-				answer = strings.ToLower(strings.TrimSpace(answer))
-				return answer == "y" || answer == "yes"
-			}
-		}
-		opts.OnDelete = func(r dlq.Record, err error) {
-			if n == 0 {
-				bar = render.NewProgress(errOut, "purge", len(matched))
-			}
-			n++
-			if err != nil {
-				bar.Above("failed  %d  %s: %v", r.Seq, r.JobID, err)
-			}
-			bar.Set(n, "")
+			report.AskFrom(stdin)
 		}
 		res, err := sess.store.Purge(ctx, opts)
-		bar.Finish()
-		if res.Selected == 0 && err == nil {
-			_, err := fmt.Fprintln(out, dlqview.NoRecords(fl, stream))
-			return err
-		}
-		if dryRun {
-			if rerr := dlqview.RecordTable(matched, now).Render(out, render.Width(out)); rerr != nil {
-				return rerr
-			}
-			_, err := fmt.Fprintf(out, "\nWould delete %s from %s (dry run: nothing changed).\n", render.Plural(res.Selected, "record"), stream)
-			return err
+		if werr := report.Finish(res, err); werr != nil || (res.Selected == 0 && err == nil) || dryRun {
+			return werr
 		}
 		if errors.Is(err, dlqops.ErrNotConfirmed) {
 			return exitError{code: exitFailed, msg: "Not confirmed: nothing deleted."}
 		}
-		fmt.Fprintf(out, "Deleted %s from %s", render.Plural(res.Deleted, "record"), stream)
-		if res.Failed > 0 {
-			fmt.Fprintf(out, "; %d could not be deleted", res.Failed)
-		}
-		fmt.Fprintln(out, ".")
 		return err
 	}
 	return cmd
