@@ -21,7 +21,7 @@ import (
 	"github.com/invoke-worker/worker/worker"
 )
 
-// runWorker wires the worker as cmd/worker's runService does (state
+// runWorker wires the worker as service.Run does (state
 // store, stored results, metrics, breaker defaults, API-key signing),
 // without the configuration file and the admin endpoint.
 func runWorker(ctx context.Context, env bench.WorkerEnv) error {
