@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/invoke-worker/worker/client"
+	"github.com/invoke-worker/worker/internal/rebind"
 	"github.com/invoke-worker/worker/job"
 )
 
@@ -166,36 +166,36 @@ func (r *route) ensure(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 // run pulls only as many events as it has free slots and fans each out in
-// its own goroutine, all of which it waits for before returning.
+// its own goroutine, all of which it waits for before returning. A lost
+// consumer is created again (rebind).
 func (r *route) run(ctx context.Context) {
 	defer r.bound.Store(false)
-	cfg := r.f.cfg
 	// Events already being fanned out finish after a stop.
 	work := context.WithoutCancel(ctx)
-	slots := make(chan struct{}, cfg.MaxInFlight)
+	slots := make(chan struct{}, r.f.cfg.MaxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	failures := 0
-	pause := func() {
-		failures++
-		t := time.NewTimer(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	for ctx.Err() == nil {
+	rebind.Run(ctx, func(ctx context.Context, b *rebind.Backoff) error {
 		if r.cons == nil {
 			cons, err := r.ensure(ctx)
 			if err != nil {
-				r.bound.Store(false)
-				r.log.Warn().Err(err).Msg("route consumer unavailable; retrying")
-				pause()
-				continue
+				return err
 			}
 			r.cons = cons
 		}
+		r.fetch(ctx, b, work, slots, &wg)
+		return nil
+	}, func(err error) {
+		r.bound.Store(false)
+		r.log.Warn().Err(err).Msg("route consumer unavailable; retrying")
+	})
+}
+
+// fetch fans out batches of as many events as there are free slots until
+// ctx is done or the consumer is gone (r.cons nil).
+func (r *route) fetch(ctx context.Context, b *rebind.Backoff, work context.Context, slots chan struct{}, wg *sync.WaitGroup) {
+	cfg := r.f.cfg
+	for ctx.Err() == nil && r.cons != nil {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -217,7 +217,7 @@ func (r *route) run(ctx context.Context) {
 				<-slots
 			}
 			r.fetchFailed(err)
-			pause()
+			b.Wait(ctx)
 			continue
 		}
 		r.bound.Store(true)
@@ -234,10 +234,10 @@ func (r *route) run(ctx context.Context) {
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			r.fetchFailed(err)
-			pause()
+			b.Wait(ctx)
 			continue
 		}
-		failures = 0
+		b.Reset()
 	}
 }
 
@@ -390,7 +390,7 @@ func anyInvalid(res []client.BatchResult) bool {
 func JobID(route, stream string, seq uint64, n int) string {
 	id := []byte(route + "-" + stream + "-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(n))
 	for i, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !job.IsIDChar(c) {
 			id[i] = '_'
 		}
 	}

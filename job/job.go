@@ -276,15 +276,16 @@ func ValidateJobID(id string) error {
 		return fmt.Errorf("job id is %d characters, over %d", len(id), MaxJobIDLength)
 	}
 	for i := 0; i < len(id); i++ {
-		if !isIDChar(id[i]) {
+		if !IsIDChar(id[i]) {
 			return fmt.Errorf("job id has %q at position %d; only A-Z a-z 0-9 _ - are allowed", id[i], i)
 		}
 	}
 	return nil
 }
 
-// isIDChar reports whether c may stand in a job id or a bucket name.
-func isIDChar(c byte) bool {
+// IsIDChar reports whether c may stand in a job id or a bucket name:
+// A-Z a-z 0-9 _ -.
+func IsIDChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
@@ -297,7 +298,7 @@ func ValidBucketName(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isIDChar(s[i]) {
+		if !IsIDChar(s[i]) {
 			return false
 		}
 	}
@@ -308,7 +309,7 @@ func ValidBucketName(s string) bool {
 // name may not have becomes '_'.
 func BucketName(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x80 && isIDChar(byte(r)) {
+		if r < 0x80 && IsIDChar(byte(r)) {
 			return r
 		}
 		return '_'

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoke-worker/worker/internal/rebind"
 )
 
 // Run takes jobs until ctx is cancelled, then stops gracefully: it stops
@@ -176,41 +178,45 @@ const pullExpiry = drainWait - time.Second
 // goes out once there is room for at least Prefetch/2 more, so pulls
 // overlap and a busy worker's slots never wait for a round trip. It binds
 // to the consumer, and binds again (creating the consumer again) when a
-// pull says it is lost. On stop it sends no more pulls and waits for those
-// on their way: what they bring reaches arrive, which hands it back.
+// pull says it is lost (rebind). On stop it sends no more pulls and waits
+// for those on their way: what they bring reaches arrive, which hands it
+// back.
 func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream.Msg, asked time.Time)) {
 	var pulls sync.WaitGroup
 	defer pulls.Wait()
+	// A pull that ends saying the consumer is gone tells the loop here.
 	lost := make(chan error, 1)
+	rebind.Run(ctx, func(ctx context.Context, b *rebind.Backoff) error {
+		return w.pull(ctx, b, in, arrive, lost, &pulls)
+	}, func(err error) {
+		w.bound.Store(false)
+		w.metrics.fetchError()
+		w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
+	})
+}
+
+// pull binds to the consumer and sends pulls into arrive until ctx is done
+// or a pull reports the consumer lost (then it pauses on b and returns nil,
+// for feed to bind again). It returns the error when it could not bind. A
+// pull that went out resets b; one that failed pauses on it. Pulls that
+// went out run in pulls.
+func (w *Worker) pull(ctx context.Context, b *rebind.Backoff, in *intake, arrive func(msg jetstream.Msg, asked time.Time), lost chan error, pulls *sync.WaitGroup) error {
 	maxBytes := max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))
 	var cons jetstream.Consumer
-	failures := 0
-	pause := func() {
-		failures++
-		select {
-		case <-ctx.Done():
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
-		}
-	}
 	for ctx.Err() == nil {
 		select {
 		case err := <-lost:
 			w.bound.Store(false)
 			w.metrics.fetchError()
 			w.log.Warn().Err(err).Msg("job consumer lost; binding again")
-			cons = nil
-			pause()
-			continue
+			b.Wait(ctx)
+			return nil
 		default:
 		}
 		if cons == nil {
 			c, err := w.deps.Consumer(ctx)
 			if err != nil {
-				w.bound.Store(false)
-				w.metrics.fetchError()
-				w.log.Warn().Err(err).Msg("job consumer unavailable; retrying")
-				pause()
-				continue
+				return err
 			}
 			cons = c
 			w.bound.Store(true)
@@ -240,10 +246,10 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream
 			in.unrequest(n)
 			w.metrics.fetchError()
 			w.log.Warn().Err(err).Msg("pull failed; retrying")
-			pause()
+			b.Wait(ctx)
 			continue
 		}
-		failures = 0
+		b.Reset()
 		pulls.Go(func() {
 			got := 0
 			for msg := range batch.Messages() {
@@ -259,6 +265,7 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream
 			}
 		})
 	}
+	return nil
 }
 
 // benignPullEnd reports whether err ends a pull without saying anything

@@ -39,6 +39,7 @@ var rules = []rule{
 	{[]string{"job", "queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, []string{"tracing"}, "the engine and fan-out take a trace.TracerProvider: they depend on the OpenTelemetry API, never on the SDK or an exporter (service wires tracing in)"},
 	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
 	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
+	{[]string{"internal/rebind"}, []string{"..."}, "rebind, the consumer loop the worker and the routes share, is a leaf"},
 	{[]string{"...", "!cmd/..."}, []string{"service"}, "service assembles the process from configuration: only commands run it"},
 }
 
@@ -129,13 +130,14 @@ func TestImportRulesCatchABrokenRule(t *testing.T) {
 		"invoke/emulator":  {"bench"},
 		"internal/testenv": {"worker"}, // allowed
 		"fanout/sub":       {"service"},
+		"internal/rebind":  {"job"},
 		"cmd/worker":       {"service"}, // allowed
 	}
 	got := violations(broken, rules)
 	for _, want := range []string{"queue imports invoke", "invoke imports queue", "dlq imports worker", "dlq imports dlq/dlqops",
 		"dlq/dlqops imports invoke", "job imports dlq", "worker imports queue", "worker imports dlq/dlqops", "client imports config",
 		"fanout imports internal/testenv", "fanout imports tracing", "config imports cmd/worker", "invoke/emulator imports bench",
-		"invoke imports invoke/internal/ocivector", "fanout/sub imports service"} {
+		"invoke imports invoke/internal/ocivector", "fanout/sub imports service", "internal/rebind imports job"} {
 		if !slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, want+":") }) {
 			t.Errorf("no violation reported for %q; got %v", want, got)
 		}
