@@ -16,7 +16,6 @@ import (
 
 	"github.com/invoke-worker/worker/bench"
 	"github.com/invoke-worker/worker/config"
-	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/service"
 )
@@ -93,7 +92,7 @@ Only figures from one run compare: the machine's load changes between runs.`,
 		stderr := cmd.ErrOrStderr()
 		progress := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
 		bc.Logger = progress
-		bc.Worker = benchWorker(cfg, benchWorkerLogger(cfg.Log, stderr))
+		bc.Worker = service.BenchWorker(cfg, benchWorkerLogger(cfg.Log, stderr), service.Options{Version: version()})
 		if cfg.NATS.URL != "" {
 			bc.NATSURL = cfg.NATS.URL
 			bc.Connect = func(ctx context.Context, url string) (*nats.Conn, error) {
@@ -211,30 +210,6 @@ func benchConfig(cmd *cobra.Command, cfg config.Config) (bench.Config, error) {
 		bc.ResponseSize = int(size)
 	}
 	return bc, nil
-}
-
-// benchWorker runs the production service (service.Run) against what the
-// bench prepared: its NATS, streams and consumer, the emulator as the one
-// function's endpoint, and its API key (or none, unsigned). Everything
-// else comes from the loaded configuration, as for `worker run`.
-func benchWorker(base config.Config, log zerolog.Logger) bench.WorkerFunc {
-	return func(ctx context.Context, env bench.WorkerEnv) error {
-		c := base // maps and slices below are replaced, never modified
-		c.NATS.URL = env.NATSURL
-		t := env.Topology
-		c.Streams.Jobs, c.Streams.Results, c.Streams.DLQ = t.JobsStream, t.ResultsStream, t.DLQStream
-		c.Streams.JobsSubjects = t.JobsSubjects
-		c.Streams.ResultsPrefix, c.Streams.DLQPrefix = t.ResultsPrefix, t.DLQPrefix
-		c.Streams.State = env.StateBucket
-		c.Consumer.Durable = t.Durable
-		c.Worker.Concurrency = env.Concurrency
-		c.Invoke.Endpoints = map[string]string{env.FunctionID: env.Endpoint}
-		c.Invoke.OCI = config.OCI{Auth: invoke.AuthNone}
-		if env.Signed() {
-			c.Invoke.OCI = config.OCI{Auth: invoke.AuthAPIKey, ConfigFile: env.OCIConfigFile, Profile: env.OCIProfile}
-		}
-		return service.Run(ctx, c, log, service.Options{Version: version()})
-	}
 }
 
 // benchWorkerLogger formats the worker's log lines as production does

@@ -16,7 +16,6 @@ import (
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
 	"github.com/invoke-worker/worker/dlq/dlqops"
-	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/service"
 )
 
@@ -137,48 +136,13 @@ func flagError(err error) error {
 	return usagef("--%s: %v", fe.Field, fe.Err)
 }
 
-// dlqSession is a connected store and what it needs to be closed.
-type dlqSession struct {
-	store *dlqops.Store
-	topo  queue.Topology
-	log   zerolog.Logger
-	close func()
-}
-
-// openStore connects and looks the streams up; it creates nothing.
-func openStore(ctx context.Context, g *globalFlags) (*dlqSession, error) {
+// openStore loads the configuration and opens the dead-letter store.
+func openStore(ctx context.Context, g *globalFlags) (*service.DLQSession, error) {
 	cfg, err := loadConfig(g)
 	if err != nil {
 		return nil, err
 	}
-	log := clientLogger(cfg.Log, os.Stderr)
-	// Connection chatter (a clean disconnect at exit is logged at info)
-	// is noise around a command's output; problems are warnings.
-	nc, js, err := service.Connect(ctx, cfg, log.Level(max(log.GetLevel(), zerolog.WarnLevel)))
-	if err != nil {
-		return nil, err
-	}
-	topo := service.Topology(cfg)
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := queue.CheckStreams(sctx, js, topo); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	store, err := dlqops.NewStore(sctx, js, dlqops.StoreConfig{
-		Stream:        topo.DLQStream,
-		Prefix:        topo.DLQPrefix,
-		JobsStream:    topo.JobsStream,
-		ResultsStream: topo.ResultsStream,
-		ResultsPrefix: topo.ResultsPrefix,
-		RequestLimit:  int64(cfg.Invoke.RequestLimit),
-		Logger:        &log,
-	})
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return &dlqSession{store: store, topo: topo, log: log, close: nc.Close}, nil
+	return service.OpenDLQ(ctx, cfg, clientLogger(cfg.Log, os.Stderr))
 }
 
 // clientLogger is newLogger without its process-wide setting of zerolog's

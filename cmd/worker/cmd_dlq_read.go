@@ -41,11 +41,11 @@ instead, with every header and the attempt history. Reading changes nothing.`,
 		if err != nil {
 			return err
 		}
-		defer sess.close()
+		defer sess.Close()
 		out := cmd.OutOrStdout()
 		if asJSON {
 			enc := json.NewEncoder(out)
-			for r, err := range sess.store.Records(ctx, f) {
+			for r, err := range sess.Store.Records(ctx, f) {
 				if err != nil {
 					return err
 				}
@@ -57,7 +57,7 @@ instead, with every header and the attempt history. Reading changes nothing.`,
 		}
 		// Streamed in chunks: a DLQ of millions lists in bounded memory.
 		ts := render.NewStream(out, render.Width(out), dlqview.RecordColumns())
-		for r, err := range sess.store.Records(ctx, f) {
+		for r, err := range sess.Store.Records(ctx, f) {
 			if err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ instead, with every header and the attempt history. Reading changes nothing.`,
 			return err
 		}
 		if ts.Rows() == 0 {
-			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.topo.DLQStream))
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.Topo.DLQStream))
 			return err
 		}
 		_, err = fmt.Fprintf(out, "\n%s\n", render.Plural(ts.Rows(), "record"))
@@ -108,8 +108,8 @@ grouped. Reading changes nothing.`,
 		if err != nil {
 			return err
 		}
-		defer sess.close()
-		st, err := sess.store.Stats(ctx, f)
+		defer sess.Close()
+		st, err := sess.Store.Stats(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ grouped. Reading changes nothing.`,
 				Stream  string  `json:"stream"`
 				Records int     `json:"records"`
 				Groups  []group `json:"groups"`
-			}{Stream: sess.topo.DLQStream, Records: st.Records, Groups: []group{}}
+			}{Stream: sess.Topo.DLQStream, Records: st.Records, Groups: []group{}}
 			for _, gr := range st.Groups {
 				v.Groups = append(v.Groups, group{gr, dlqview.SelectorArgs(dlqops.GroupFilter(f, gr))})
 			}
@@ -132,10 +132,10 @@ grouped. Reading changes nothing.`,
 			return enc.Encode(v)
 		}
 		if st.Records == 0 {
-			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.topo.DLQStream))
+			_, err := fmt.Fprintln(out, dlqview.NoRecords(f, sess.Topo.DLQStream))
 			return err
 		}
-		return dlqview.Stats(out, st, f, sess.topo.DLQStream, now)
+		return dlqview.Stats(out, st, f, sess.Topo.DLQStream, now)
 	}
 	return cmd
 }

@@ -41,17 +41,17 @@ first 4 KiB. --out FILE writes the body, byte for byte, to FILE instead.`,
 		if err != nil {
 			return err
 		}
-		defer sess.close()
-		r, err := sess.store.Get(ctx, seq)
+		defer sess.Close()
+		r, err := sess.Store.Get(ctx, seq)
 		if err != nil {
 			return err
 		}
-		marker, err := sess.store.ReplayMarker(ctx, r)
+		marker, err := sess.Store.ReplayMarker(ctx, r)
 		if err != nil {
-			sess.log.Warn().Err(err).Msg("could not check whether the record was replayed")
+			sess.Log.Warn().Err(err).Msg("could not check whether the record was replayed")
 		}
 		out := cmd.OutOrStdout()
-		if err := dlqview.Record(out, r, marker, sess.topo.DLQStream, time.Now(), outFile == ""); err != nil {
+		if err := dlqview.Record(out, r, marker, sess.Topo.DLQStream, time.Now(), outFile == ""); err != nil {
 			return err
 		}
 		if outFile != "" {

@@ -98,13 +98,13 @@ come back before everything is sent.`,
 		if err != nil {
 			return err
 		}
-		defer sess.close()
-		ctx, stop := signalContext(ctx, sess.log)
+		defer sess.Close()
+		ctx, stop := signalContext(ctx, sess.Log)
 		defer stop()
 
-		stream := sess.topo.DLQStream
+		stream := sess.Topo.DLQStream
 		report := dlqview.NewReplayReport(cmd.OutOrStdout(), cmd.ErrOrStderr(), stream, &opts)
-		res, err := sess.store.Replay(ctx, opts)
+		res, err := sess.Store.Replay(ctx, opts)
 		if werr := report.Finish(res, err); werr != nil || (res.Selected == 0 && err == nil) {
 			return werr
 		}
@@ -169,16 +169,16 @@ deleted and deletes nothing.`,
 		if err != nil {
 			return err
 		}
-		defer sess.close()
-		ctx, stop := signalContext(ctx, sess.log)
+		defer sess.Close()
+		ctx, stop := signalContext(ctx, sess.Log)
 		defer stop()
-		stream := sess.topo.DLQStream
+		stream := sess.Topo.DLQStream
 
 		report := dlqview.NewPurgeReport(out, errOut, stream, now, &opts)
 		if !dryRun && !yes {
 			report.AskFrom(stdin)
 		}
-		res, err := sess.store.Purge(ctx, opts)
+		res, err := sess.Store.Purge(ctx, opts)
 		if werr := report.Finish(res, err); werr != nil || (res.Selected == 0 && err == nil) || dryRun {
 			return werr
 		}
