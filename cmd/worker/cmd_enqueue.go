@@ -14,6 +14,7 @@ import (
 
 	"github.com/invoke-worker/worker/client"
 	"github.com/invoke-worker/worker/config"
+	"github.com/invoke-worker/worker/internal/render"
 	"github.com/invoke-worker/worker/job"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/service"
@@ -178,7 +179,7 @@ func enqueueOne(cmd *cobra.Command, g *globalFlags, ef *enqueueFlags) error {
 	if _, err := w.Write(out.Body); err != nil {
 		return err
 	}
-	if len(out.Body) > 0 && out.Body[len(out.Body)-1] != '\n' && isTerminal(w) {
+	if len(out.Body) > 0 && out.Body[len(out.Body)-1] != '\n' && render.IsCharDevice(w) {
 		_, _ = io.WriteString(w, "\n")
 	}
 	return nil
@@ -214,15 +215,4 @@ func readBody(path string, stdin io.Reader) ([]byte, error) {
 		return nil, usageError{fmt.Errorf("--file: %w", err)}
 	}
 	return b, nil
-}
-
-// isTerminal reports whether w is a character device, where a missing
-// final newline would garble the prompt; pipes get the body byte for byte.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

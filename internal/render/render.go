@@ -36,6 +36,18 @@ func Width(w io.Writer) int {
 	return width
 }
 
+// IsCharDevice reports whether w is a character device (a terminal, or
+// /dev/null): where a missing final newline would garble the prompt, and
+// where a progress bar may go. Pipes and files get their bytes as they are.
+func IsCharDevice(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 // IsTTY reports whether v (a reader or writer) is a terminal.
 func IsTTY(v any) bool {
 	f, ok := v.(*os.File)
