@@ -26,10 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoke-worker/worker/admin"
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/dlq"
+	"github.com/invoke-worker/worker/internal/loglevel"
 	"github.com/invoke-worker/worker/invoke"
 	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
@@ -44,8 +46,7 @@ type Options struct {
 	// OnReady runs once the worker is consuming.
 	OnReady func()
 	// Version goes into the function client's User-Agent
-	// (invoke-worker/<version>), the start line and the traces'
-	// service.version; empty: "dev".
+	// (invoke-worker/<version>); empty: "dev".
 	Version string
 }
 
@@ -71,40 +72,7 @@ func Run(ctx context.Context, c config.Config, log zerolog.Logger, opt Options) 
 	if err != nil {
 		return &config.KeyError{Key: "retry.on", Err: err}
 	}
-	signer, provider, err := invoke.NewOCICredentials(invoke.OCIAuth{
-		Mode: c.Invoke.OCI.Auth, ConfigFile: c.Invoke.OCI.ConfigFile, Profile: c.Invoke.OCI.Profile, Passphrase: c.Invoke.OCI.Passphrase,
-	})
-	if err != nil {
-		key := "invoke.oci.auth"
-		if c.Invoke.OCI.Auth == invoke.AuthAPIKey {
-			key = "invoke.oci.config_file"
-		}
-		return &config.KeyError{Key: key, Err: err}
-	}
-	if signer == nil {
-		log.Warn().Msg("invoke.oci.auth is none: requests are not signed (only an emulator without a public key accepts them)")
-	}
-	var resolver invoke.Resolver = invoke.StaticEndpoints(c.Invoke.Endpoints)
-	if provider != nil {
-		if resolver, err = invoke.NewFunctionsResolver(invoke.ResolverConfig{
-			Provider: provider, ManagementEndpoint: c.Invoke.ManagementEndpoint, Static: c.Invoke.Endpoints,
-		}); err != nil {
-			return &config.KeyError{Key: "invoke.oci.auth", Err: err}
-		}
-	}
-	invoker, err := invoke.New(invoke.Config{
-		Resolver:       resolver,
-		Signer:         signer,
-		APIVersion:     c.Invoke.APIVersion,
-		RequestLimit:   int64(c.Invoke.RequestLimit),
-		ResponseLimit:  int64(c.Invoke.ResponseLimit),
-		ConnectTimeout: c.Invoke.Timeout.Connect,
-		ReadTimeout:    c.Invoke.Timeout.Read,
-		TotalTimeout:   c.Invoke.Timeout.Total,
-		MaxConns:       c.Worker.Concurrency,
-		UserAgent:      "invoke-worker/" + version,
-		Logger:         &log,
-	})
+	invoker, err := newInvoker(c, log, version)
 	if err != nil {
 		return err
 	}
@@ -176,15 +144,157 @@ func Run(ctx context.Context, c config.Config, log zerolog.Logger, opt Options) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), queue.NewConnCollector(nc))
+	// Results larger than a message go through the object store.
+	maxMessage := min(nc.MaxPayload(), int64(topo.MaxMsgSize))
+	w, err := worker.New(workerConfig(c, topo, retryPolicy, ackWait, maxMessage, reg, log, tp.TracerProvider()), worker.Deps{
+		Consumer:      source,
+		State:         state,
+		StoredResults: results,
+		StoredRecords: records,
+		Invoker:       invoker,
+		Results:       js,
+		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
+		Replies:       nc,
+		Bodies:        queue.NewBodies(js, topo),
+		Waits:         js,
+		Sampler:       newConsumerSampler(js, topo, log),
+		Reach:         nc,
+	})
+	if err != nil {
+		return err
+	}
+	routes, err := newFanout(setupCtx, c, nc, js, topo, reg, log, tp.TracerProvider())
+	if err != nil {
+		return err
+	}
+
+	stopAdmin, err := startAdmin(c, reg, level, log, func() error {
+		switch {
+		case !connected.Load():
+			return errors.New("not connected to NATS")
+		case !w.Running():
+			return errors.New("not consuming jobs")
+		case routes != nil && !routes.Running():
+			return errors.New("not consuming the routes' events")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(ctx) }()
+	routesDone := make(chan error, 1)
+	if routes != nil {
+		go func() { routesDone <- routes.Run(ctx) }()
+	} else {
+		routesDone <- nil
+	}
+	if opt.OnReady != nil {
+		waitRunning(ctx, w)
+		opt.OnReady()
+	}
+	runErr := errors.Join(<-runDone, <-routesDone)
+
+	drain(nc, log)
+	return runErr
+}
+
+// newInvoker builds the signed function client: credentials as
+// invoke.oci.* says, endpoints static or looked up, limits and timeouts.
+func newInvoker(c config.Config, log zerolog.Logger, version string) (*invoke.Client, error) {
+	signer, provider, err := invoke.NewOCICredentials(invoke.OCIAuth{
+		Mode: c.Invoke.OCI.Auth, ConfigFile: c.Invoke.OCI.ConfigFile, Profile: c.Invoke.OCI.Profile, Passphrase: c.Invoke.OCI.Passphrase,
+	})
+	if err != nil {
+		key := "invoke.oci.auth"
+		if c.Invoke.OCI.Auth == invoke.AuthAPIKey {
+			key = "invoke.oci.config_file"
+		}
+		return nil, &config.KeyError{Key: key, Err: err}
+	}
+	if signer == nil {
+		log.Warn().Msg("invoke.oci.auth is none: requests are not signed (only an emulator without a public key accepts them)")
+	}
+	var resolver invoke.Resolver = invoke.StaticEndpoints(c.Invoke.Endpoints)
+	if provider != nil {
+		if resolver, err = invoke.NewFunctionsResolver(invoke.ResolverConfig{
+			Provider: provider, ManagementEndpoint: c.Invoke.ManagementEndpoint, Static: c.Invoke.Endpoints,
+		}); err != nil {
+			return nil, &config.KeyError{Key: "invoke.oci.auth", Err: err}
+		}
+	}
+	return invoke.New(invoke.Config{
+		Resolver:       resolver,
+		Signer:         signer,
+		APIVersion:     c.Invoke.APIVersion,
+		RequestLimit:   int64(c.Invoke.RequestLimit),
+		ResponseLimit:  int64(c.Invoke.ResponseLimit),
+		ConnectTimeout: c.Invoke.Timeout.Connect,
+		ReadTimeout:    c.Invoke.Timeout.Read,
+		TotalTimeout:   c.Invoke.Timeout.Total,
+		MaxConns:       c.Worker.Concurrency,
+		UserAgent:      "invoke-worker/" + cmp.Or(version, "dev"),
+		Logger:         &log,
+	})
+}
+
+// drain flushes acknowledgements and publishes still buffered in the
+// client, and closes the connection.
+func drain(nc *nats.Conn, log zerolog.Logger) {
+	drained := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
+	if err := nc.Drain(); err != nil {
+		log.Warn().Err(err).Msg("NATS drain failed; unflushed acknowledgements will show up as redeliveries")
+	} else {
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+			log.Warn().Msg("NATS drain timed out")
+		}
+	}
+}
+
+// startAdmin serves /healthz, /readyz (ready), /metrics (reg) and
+// /loglevel (level), behind http.token when set, when http.listen is set;
+// stop shuts it down.
+func startAdmin(c config.Config, reg prometheus.Gatherer, level *loglevel.Level, log zerolog.Logger, ready func() error) (stop func(), err error) {
+	if c.HTTP.Listen == "" {
+		return func() {}, nil
+	}
+	srv, err := admin.Start(admin.Config{
+		Listen:   c.HTTP.Listen,
+		Gatherer: reg,
+		Pprof:    c.HTTP.Pprof,
+		LogLevel: level,
+		Token:    c.HTTP.Token,
+		Logger:   log,
+		Ready:    ready,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("addr", srv.Addr().String()).Msg("admin endpoint: /healthz /readyz /metrics /loglevel")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// workerConfig maps configuration onto the engine's: ackWait is the
+// consumer's (the server's, when it differs from consumer.ack_wait),
+// maxMessage the largest message the server and stream take.
+func workerConfig(c config.Config, topo queue.Topology, retryPolicy *invoke.RetryPolicy, ackWait time.Duration, maxMessage int64, reg prometheus.Registerer, log zerolog.Logger, tp trace.TracerProvider) worker.Config {
 	hostOf := func(fn string) string {
 		if u, err := neturl.Parse(c.Invoke.Endpoints[fn]); err == nil && u.Host != "" {
 			return u.Host
 		}
 		return fn
 	}
-	// Results larger than a message go through the object store.
-	maxMessage := min(nc.MaxPayload(), int64(topo.MaxMsgSize))
-	w, err := worker.New(worker.Config{
+	return worker.Config{
 		ID:            c.Worker.ID,
 		Concurrency:   c.Worker.Concurrency,
 		ResultsStream: topo.ResultsStream,
@@ -222,85 +332,6 @@ func Run(ctx context.Context, c config.Config, log zerolog.Logger, opt Options) 
 		AckWait:        ackWait,
 		Metrics:        reg,
 		Logger:         &log,
-		TracerProvider: tp.TracerProvider(),
-	}, worker.Deps{
-		Consumer:      source,
-		State:         state,
-		StoredResults: results,
-		StoredRecords: records,
-		Invoker:       invoker,
-		Results:       js,
-		DeadLetters:   dlq.NewWriter(js, topo.DLQStream, topo.DLQPrefix),
-		Replies:       nc,
-		Bodies:        queue.NewBodies(js, topo),
-		Waits:         js,
-		Sampler:       newConsumerSampler(js, topo, log),
-		Reach:         nc,
-	})
-	if err != nil {
-		return err
+		TracerProvider: tp,
 	}
-	routes, err := newFanout(setupCtx, c, nc, js, topo, reg, log, tp.TracerProvider())
-	if err != nil {
-		return err
-	}
-
-	if c.HTTP.Listen != "" {
-		srv, err := admin.Start(admin.Config{
-			Listen:   c.HTTP.Listen,
-			Gatherer: reg,
-			Pprof:    c.HTTP.Pprof,
-			LogLevel: level,
-			Token:    c.HTTP.Token,
-			Logger:   log,
-			Ready: func() error {
-				switch {
-				case !connected.Load():
-					return errors.New("not connected to NATS")
-				case !w.Running():
-					return errors.New("not consuming jobs")
-				case routes != nil && !routes.Running():
-					return errors.New("not consuming the routes' events")
-				}
-				return nil
-			},
-		})
-		if err != nil {
-			return err
-		}
-		log.Info().Str("addr", srv.Addr().String()).Msg("admin endpoint: /healthz /readyz /metrics /loglevel")
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-	}
-
-	runDone := make(chan error, 1)
-	go func() { runDone <- w.Run(ctx) }()
-	routesDone := make(chan error, 1)
-	if routes != nil {
-		go func() { routesDone <- routes.Run(ctx) }()
-	} else {
-		routesDone <- nil
-	}
-	if opt.OnReady != nil {
-		waitRunning(ctx, w)
-		opt.OnReady()
-	}
-	runErr := errors.Join(<-runDone, <-routesDone)
-
-	// Flush acknowledgements and publishes still buffered in the client.
-	drained := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
-	if err := nc.Drain(); err != nil {
-		log.Warn().Err(err).Msg("NATS drain failed; unflushed acknowledgements will show up as redeliveries")
-	} else {
-		select {
-		case <-drained:
-		case <-time.After(10 * time.Second):
-			log.Warn().Msg("NATS drain timed out")
-		}
-	}
-	return runErr
 }
