@@ -1,26 +1,33 @@
-package main
+package service_test
 
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/internal/testenv"
 	"github.com/invoke-worker/worker/invoke/emulator"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 )
 
-// TestRunFansOutConfiguredRoutes: `worker run` with a routes section
-// creates the route's stream, fans its events out to both functions next
-// to the worker running the jobs, and stops cleanly.
+// TestRunFansOutConfiguredRoutes: Run with a routes section creates the
+// route's stream, fans its events out to both functions next to the
+// worker running the jobs, is ready once both consume, and stops cleanly.
 func TestRunFansOutConfiguredRoutes(t *testing.T) {
 	t.Parallel()
 	n := testenv.StartNATS(t, queue.Topology{})
 	creds := testenv.Credentials(t)
 	emu := testenv.StartEmulator(t, creds, map[string]emulator.Behavior{})
 	const fnOne, fnTwo = "ocid1.fnfunc.oc1.phx.aaaaaaaaone", "ocid1.fnfunc.oc1.phx.aaaaaaaatwo"
-	cfgFile := writeTemp(t, "worker.yaml", fmt.Appendf(nil, `
+	cfgFile := filepath.Join(t.TempDir(), "worker.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
 routes:
   - name: signups
     stream: SIGNUPS
@@ -28,16 +35,23 @@ routes:
     functions: [%s, %s]
     intent: cloudevent
     cloudevent: {source: /test}
-`, fnOne, fnTwo))
+`, fnOne, fnTwo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.LoadOptions{File: cfgFile, Overrides: []config.Override{
+		{Key: "nats.url", Value: n.Server.ClientURL()},
+		{Key: "invoke.oci.config_file", Value: creds.ConfigFile},
+		{Key: "invoke.endpoints", Value: fnOne + "=" + emu.URL() + "," + fnTwo + "=" + emu.URL()},
+		{Key: "http.listen", Value: ""},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "--config", cfgFile, "--nats", n.Server.ClientURL(), "--log-level", "warn",
-			"--set", "invoke.oci.config_file=" + creds.ConfigFile,
-			"--set", "invoke.endpoints=" + fnOne + "=" + emu.URL() + "," + fnTwo + "=" + emu.URL(),
-			"--set", "http.listen=",
-		}, &out, &errOut)
+		done <- service.Run(ctx, cfg, zerolog.Nop(), service.Options{OnReady: func() { close(ready) }})
 	}()
 	stopped := false
 	stop := func() {
@@ -47,16 +61,23 @@ routes:
 		stopped = true
 		cancel()
 		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("run exited %d\n%s", code, errOut.String())
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
 			}
 		case <-time.After(testenv.Wait):
-			t.Error("run did not stop")
+			t.Error("Run did not stop")
 		}
 	}
 	defer stop()
 
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case <-time.After(testenv.Wait):
+		t.Fatal("Run never became ready")
+	}
 	testenv.Eventually(t, "the route's stream", func() bool {
 		_, err := n.JS.Stream(context.Background(), "SIGNUPS")
 		return err == nil
