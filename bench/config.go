@@ -36,7 +36,7 @@ const (
 
 // WorkerFunc runs the full worker against env until ctx is cancelled, then
 // stops it gracefully and returns. It must wire the worker exactly as
-// production does; cmd/worker passes its own service.
+// production does; cmd/worker passes service.BenchWorker.
 type WorkerFunc func(ctx context.Context, env WorkerEnv) error
 
 // SpawnFunc returns a command, not yet started, whose process calls

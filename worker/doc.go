@@ -6,5 +6,5 @@
 // after JetStream stored its result or its dead-letter record.
 //
 // It declares the small interfaces it needs (Invoker, ResultPublisher,
-// DeadLetterer) and is wired to queue, invoke and dlq by cmd/worker.
+// DeadLetterer) and is wired to queue, invoke and dlq by package service.
 package worker

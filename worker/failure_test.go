@@ -407,7 +407,7 @@ func TestRedeliveredJobWithStoredResultIsAckedWithoutInvokingAgain(t *testing.T)
 // TestDeletedConsumerIsCreatedAgain: an operator (or a tool) deleting the
 // shared consumer under a running worker costs nothing but the moment it
 // takes to bind again: the worker creates it again (queue.Ensure, as
-// cmd/worker wires it), is not ready meanwhile, and every job gets its
+// service wires it), is not ready meanwhile, and every job gets its
 // result.
 func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	t.Parallel()

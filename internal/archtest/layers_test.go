@@ -35,7 +35,7 @@ var rules = []rule{
 	{[]string{"dlq"}, []string{"dlq/dlqops", "queue", "invoke/...", "worker", "client", "fanout"}, "dlq is the record format and its writer, on the worker's path: it knows nothing of the operations on the stream"},
 	{[]string{"dlq/dlqops"}, []string{"queue", "invoke/...", "worker", "client", "fanout"}, "dlqops is the operator's toolkit on the dead-letter stream, on JetStream and dlq alone"},
 	{[]string{"job"}, []string{"queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, "job is the wire format every other package shares: a leaf"},
-	{[]string{"worker"}, []string{"queue", "client", "fanout", "dlq/dlqops"}, "worker declares the small interfaces it needs (cmd wires queue into them), and links the dead-letter record, not the operator's toolkit"},
+	{[]string{"worker"}, []string{"queue", "client", "fanout", "dlq/dlqops"}, "worker declares the small interfaces it needs (service wires queue into them), and links the dead-letter record, not the operator's toolkit"},
 	{[]string{"job", "queue", "invoke/...", "dlq/...", "worker", "client", "fanout"}, []string{"tracing"}, "the engine and fan-out take a trace.TracerProvider: they depend on the OpenTelemetry API, never on the SDK or an exporter (service wires tracing in)"},
 	{libraries, apps, "libraries never reach for configuration, the admin server, the bench, test helpers or commands"},
 	{[]string{"..."}, []string{"cmd/..."}, "nothing imports a command"},
