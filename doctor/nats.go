@@ -13,6 +13,7 @@ import (
 
 	"github.com/invoke-worker/worker/config"
 	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 )
 
 // stateMarkerTTL is the state bucket's LimitMarkerTTL (queue.EnsureStateStore):
@@ -61,7 +62,7 @@ func checkNATS(ctx context.Context, c config.Config) []Finding {
 	out = append(out, ok("nats.jetstream", "JetStream is enabled for this account"))
 	out = append(out, checkServerPayload(c, nc.MaxPayload()))
 
-	topo := topology(c)
+	topo := service.Topology(c)
 	for _, want := range topo.Streams() {
 		out = append(out, checkStream(ctx, js, "stream "+want.Name, want, streamFields))
 	}

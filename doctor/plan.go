@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/invoke-worker/worker/config"
-	"github.com/invoke-worker/worker/queue"
+	"github.com/invoke-worker/worker/service"
 	"github.com/invoke-worker/worker/worker"
 )
 
@@ -102,7 +102,7 @@ func makePlan(c config.Config) plan {
 	if c.NATS.URL == "" && c.NATS.Embedded.MaxPayload > 0 {
 		p.messageLimit = min(p.messageLimit, int64(c.NATS.Embedded.MaxPayload))
 	}
-	for _, b := range topology(c).BodyBuckets() {
+	for _, b := range service.Topology(c).BodyBuckets() {
 		if b.Bucket == c.Streams.JobBodies {
 			p.jobBodyTTL = b.TTL
 		}
@@ -198,31 +198,6 @@ func age(d time.Duration) string {
 		return "unlimited"
 	}
 	return dur(d)
-}
-
-// topology maps the configuration onto the queue's streams and consumer,
-// as the worker does at start-up.
-func topology(c config.Config) queue.Topology {
-	return queue.Topology{
-		JobsStream:      c.Streams.Jobs,
-		ResultsStream:   c.Streams.Results,
-		DLQStream:       c.Streams.DLQ,
-		JobsSubjects:    c.Streams.JobsSubjects,
-		ResultsPrefix:   c.Streams.ResultsPrefix,
-		DLQPrefix:       c.Streams.DLQPrefix,
-		WaitPrefix:      c.Streams.WaitPrefix,
-		Replicas:        c.Streams.Replicas,
-		MaxMsgSize:      int32(min(int64(c.Streams.MaxMsgSize), math.MaxInt32)),
-		JobsMaxAge:      c.Streams.JobsMaxAge,
-		ResultsMaxAge:   c.Streams.ResultsMaxAge,
-		DLQMaxAge:       c.Streams.DLQMaxAge,
-		DuplicateWindow: c.Streams.DuplicateWindow,
-		Durable:         c.Consumer.Durable,
-		AckWait:         c.Consumer.AckWait,
-		MaxAckPending:   c.Consumer.MaxAckPending,
-		JobBodies:       c.Streams.JobBodies,
-		ResultBodies:    c.Streams.ResultBodies,
-	}.WithDefaults()
 }
 
 // satAdd and satMul saturate instead of overflowing, for budgets built

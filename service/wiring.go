@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -30,7 +31,11 @@ import (
 	"github.com/invoke-worker/worker/worker"
 )
 
-// Topology maps configuration onto the queue's streams and consumer.
+// Topology maps configuration onto the queue's streams and consumer: the
+// one mapping, used by Run at start-up and by worker doctor to check what
+// Run would create. A message size beyond what a server takes (int32) is
+// capped there rather than wrapped, since doctor reads configurations that
+// Validate would refuse.
 func Topology(c config.Config) queue.Topology {
 	return queue.Topology{
 		JobsStream:      c.Streams.Jobs,
@@ -41,7 +46,7 @@ func Topology(c config.Config) queue.Topology {
 		DLQPrefix:       c.Streams.DLQPrefix,
 		WaitPrefix:      c.Streams.WaitPrefix,
 		Replicas:        c.Streams.Replicas,
-		MaxMsgSize:      int32(c.Streams.MaxMsgSize),
+		MaxMsgSize:      int32(min(int64(c.Streams.MaxMsgSize), math.MaxInt32)),
 		JobsMaxAge:      c.Streams.JobsMaxAge,
 		ResultsMaxAge:   c.Streams.ResultsMaxAge,
 		DLQMaxAge:       c.Streams.DLQMaxAge,
