@@ -30,12 +30,11 @@ func checkNATS(ctx context.Context, c config.Config) []Finding {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.NATS.ConnectTimeout)
 	defer cancel()
-	nc, err := queue.Connect(ctx, queue.ConnConfig{
-		URLs: url, Creds: c.NATS.Creds, NKey: c.NATS.NKey, User: c.NATS.User, Password: c.NATS.Password, Token: c.NATS.Token,
-		TLSCA: c.NATS.TLS.CA, TLSCert: c.NATS.TLS.Cert, TLSKey: c.NATS.TLS.Key,
-		InboxPrefix: c.NATS.InboxPrefix, Name: c.NATS.Name + "-doctor", ConnectTimeout: c.NATS.ConnectTimeout, ReconnectWait: c.NATS.ReconnectWait,
-		Logger: zerolog.Nop(),
-	})
+	// Connected as the worker connects (credentials, TLS, inbox prefix),
+	// under a name of its own.
+	cc := service.ConnConfig(c, zerolog.Nop(), url, nil)
+	cc.Name += "-doctor"
+	nc, err := queue.Connect(ctx, cc)
 	if err != nil {
 		if embedded {
 			return []Finding{{Check: "nats.connect", Severity: Skipped,
