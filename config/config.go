@@ -153,7 +153,7 @@ type Consumer struct {
 	// Durable is the consumer name shared by all workers. Default "invoke-workers".
 	Durable string `yaml:"durable"`
 	// AckWait is how long a delivered job may go unacknowledged (and not
-	// extended) before it is redelivered. Default 20s.
+	// extended) before it is redelivered. Default 90s.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxAckPending caps unacknowledged jobs across all workers. Default 20000.
 	MaxAckPending int `yaml:"max_ack_pending"`
@@ -200,11 +200,11 @@ type Worker struct {
 	// state and the dead-letter depth for its gauges. Default 15s.
 	SampleInterval time.Duration `yaml:"sample_interval"`
 	// ProgressInterval is how often a running job's ack deadline is
-	// extended, whether it runs or waits for a slot. Default 5s.
+	// extended. Default 10s.
 	ProgressInterval time.Duration `yaml:"progress_interval"`
 	// Prefetch is how many jobs are kept on their way beyond those running,
 	// so a freed slot never waits for a round trip; 0 means concurrency.
-	// Their ack deadlines are extended while they wait. Default 0.
+	// Their ack deadlines run while they wait. Default 0.
 	Prefetch int `yaml:"prefetch"`
 	// GCMinHeap is the heap size the process may reach between garbage
 	// collections at least: while the live heap is small, GOGC is raised

@@ -71,6 +71,20 @@ func (c Config) Validate() error {
 			"%s is longer than %s %s; JetStream requires the window to fit in the max age", s.DuplicateWindow, a.key, a.age)
 	}
 
+	// Prefetched jobs wait for a slot with their ack deadline running: a
+	// slot frees within one invocation, so prefetch/concurrency rounds of
+	// invocations at most.
+	if w := c.Worker; w.Concurrency > 0 && w.Prefetch >= 0 {
+		prefetch := w.Prefetch
+		if prefetch == 0 {
+			prefetch = w.Concurrency
+		}
+		rounds := (prefetch + w.Concurrency - 1) / w.Concurrency
+		wait := c.Invoke.Timeout.Read * time.Duration(rounds)
+		v.check(c.Consumer.AckWait > wait, "consumer.ack_wait",
+			"%s is too short: a prefetched job may wait %s for a slot (invoke.timeout.read %s x ceil(worker.prefetch %d / worker.concurrency %d)); raise it, or lower invoke.timeout.read or worker.prefetch",
+			c.Consumer.AckWait, wait, c.Invoke.Timeout.Read, prefetch, w.Concurrency)
+	}
 	v.check(c.Worker.Prefetch >= 0, "worker.prefetch", "must not be negative, got %d", c.Worker.Prefetch)
 	cs := c.Consumer
 	v.name("consumer.durable", cs.Durable)

@@ -61,7 +61,7 @@ func TestValidateRejects(t *testing.T) {
 		{"durable empty", func(c *Config) { c.Consumer.Durable = "" }, "consumer.durable", "empty"},
 		{"durable dot", func(c *Config) { c.Consumer.Durable = "a.b" }, "consumer.durable", "'.'"},
 		{"ack wait zero", func(c *Config) { c.Consumer.AckWait = 0 }, "consumer.ack_wait", "more than 0"},
-		{"ack wait vs progress", func(c *Config) { c.Consumer.AckWait = 10 * time.Second }, "consumer.ack_wait", "extended at least twice per ack_wait"},
+		{"ack wait vs progress", func(c *Config) { c.Consumer.AckWait = 20 * time.Second }, "consumer.ack_wait", "extended at least twice per ack_wait"},
 		{"max ack pending", func(c *Config) { c.Consumer.MaxAckPending = 0 }, "consumer.max_ack_pending", "at least 1"},
 		{"concurrency", func(c *Config) { c.Worker.Concurrency = 0 }, "worker.concurrency", "must be at least 1, got 0"},
 		{"drain timeout", func(c *Config) { c.Worker.DrainTimeout = -1 }, "worker.drain_timeout", "more than 0"},
@@ -220,17 +220,22 @@ func TestSubjectsOverlap(t *testing.T) {
 	}
 }
 
-// TestLongFunctionsNeedNoLongAckWait: a worker extends the ack deadline of
-// the jobs waiting for a slot as it does a running job's, so a long read
-// timeout (a 5-minute function, prefetched jobs waiting behind it) needs
-// no longer ack wait than the default, which bounds how long a crashed
-// worker's jobs wait.
-func TestLongFunctionsNeedNoLongAckWait(t *testing.T) {
+// TestAckWaitMustCoverAPrefetchedJobsWait: prefetched jobs wait for a slot
+// with their ack deadline running, up to one invocation per round of
+// prefetch/concurrency.
+func TestAckWaitMustCoverAPrefetchedJobsWait(t *testing.T) {
 	t.Parallel()
 	c := Default()
 	c.Invoke.Timeout.Read = 5 * time.Minute
-	c.Worker.Concurrency, c.Worker.Prefetch = 1, 64
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "consumer.ack_wait") || !strings.Contains(err.Error(), "worker.prefetch") {
+		t.Fatalf("a 5m read timeout with a 90s ack wait: %v", err)
+	}
+	c.Worker.Prefetch = 1
+	c.Worker.Concurrency = 1
+	c.Consumer.AckWait = 5*time.Minute + time.Second
+	c.Streams.DuplicateWindow = 6 * time.Minute
 	if err := c.Validate(); err != nil {
-		t.Fatalf("a 5m read timeout with the default ack wait %s: %v", c.Consumer.AckWait, err)
+		t.Fatal(err)
 	}
 }

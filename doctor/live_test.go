@@ -125,7 +125,7 @@ func TestLiveConsumerThatDiffersSaysTheServerWins(t *testing.T) {
 	l := startLive(t)
 	l.cfg.Consumer.AckWait = 3 * time.Minute
 	f := find(t, runLive(t, l.cfg, doctor.Options{}), "consumer", doctor.Warning)
-	if !strings.Contains(f.What, "consumer.ack_wait: ours 3m, server 20s") || !strings.Contains(f.Why, "server's") {
+	if !strings.Contains(f.What, "consumer.ack_wait: ours 3m, server 1m30s") || !strings.Contains(f.Why, "server's") {
 		t.Errorf("finding = %+v", f)
 	}
 }

@@ -30,8 +30,10 @@ type plan struct {
 	// and longestWaitCause what makes it.
 	longestWait      time.Duration
 	longestWaitCause string
-	// prefetch is worker.prefetch with 0 resolved.
+	// prefetch is worker.prefetch with 0 resolved; slotWait the longest a
+	// prefetched job may wait for a slot.
 	prefetch int
+	slotWait time.Duration
 	// messageLimit is the largest message the jobs stream takes (the
 	// smaller of streams.max_msg_size and, for the embedded server, its
 	// max_payload): bodies above it go through the claim check.
@@ -97,6 +99,7 @@ func makePlan(c config.Config) plan {
 	if p.prefetch == 0 {
 		p.prefetch = w.Concurrency
 	}
+	p.slotWait = c.Invoke.Timeout.Read * time.Duration((p.prefetch+w.Concurrency-1)/w.Concurrency)
 
 	p.messageLimit = int64(c.Streams.MaxMsgSize)
 	if c.NATS.URL == "" && c.NATS.Embedded.MaxPayload > 0 {
@@ -121,9 +124,9 @@ func (p plan) policy(c config.Config) []PolicyLine {
 	} else {
 		add("nats", "%d server URL(s); streams and buckets with %d replica(s)", len(strings.Split(c.NATS.URL, ",")), c.Streams.Replicas)
 	}
-	add("delivery", "a delivered job is redelivered after consumer.ack_wait %s unless acknowledged; the worker extends it every %s for every job it holds, running or waiting for a slot, so a crashed worker's jobs come back within %s",
+	add("delivery", "a delivered job is redelivered after consumer.ack_wait %s unless acknowledged; running jobs extend it every %s, so a crashed worker's jobs come back within %s",
 		dur(c.Consumer.AckWait), dur(c.Worker.ProgressInterval), dur(c.Consumer.AckWait))
-	add("slots", "%d invocations in flight per process, %d more pulled ahead", c.Worker.Concurrency, p.prefetch)
+	add("slots", "%d invocations in flight per process, %d more prefetched; a prefetched job may wait up to %s for a slot", c.Worker.Concurrency, p.prefetch, dur(p.slotWait))
 	add("attempt", "connect %s, then at most %s of silence while waiting for the answer (read); %s",
 		dur(c.Invoke.Timeout.Connect), dur(c.Invoke.Timeout.Read), totalText(c.Invoke.Timeout.Total))
 	add("retry", "up to %d attempts; pauses %s (x%g, jitter ±%g%%, at most %s)", c.Retry.MaxAttempts, pausesText(p.pauses, c.Retry.MaxAttempts), c.Retry.Multiplier, c.Retry.Randomization*100, dur(c.Retry.MaxInterval))

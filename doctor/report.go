@@ -27,7 +27,7 @@ const (
 
 // Finding is the outcome of one check.
 type Finding struct {
-	// Check names the check, stable across versions (ack_wait.heartbeat).
+	// Check names the check, stable across versions (ack_wait.prefetch).
 	Check    string   `json:"check"`
 	Severity Severity `json:"severity"`
 	// Keys are the configuration keys involved.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/invoke-worker/worker/config"
-	"github.com/invoke-worker/worker/queue"
 	"github.com/invoke-worker/worker/worker"
 )
 
@@ -85,7 +84,7 @@ type staticCheck func(config.Config, plan) []Finding
 // staticChecks run in this order; each returns an OK finding when it
 // passes, so the report lists what was checked.
 var staticChecks = []staticCheck{
-	checkAckWaitRecovery,
+	checkAckWaitPrefetch,
 	checkAckWaitHeartbeat,
 	checkDuplicateWindow,
 	checkJobsMaxAgeWaits,
@@ -109,23 +108,19 @@ func ok(check, format string, args ...any) Finding {
 	return Finding{Check: check, Severity: OK, What: fmt.Sprintf(format, args...)}
 }
 
-// recoveryWarnAfter is the ack wait past which the doctor says a crashed
-// worker's jobs wait longer than they need to.
-const recoveryWarnAfter = time.Minute
-
-func checkAckWaitRecovery(c config.Config, _ plan) []Finding {
-	const check = "ack_wait.recovery"
-	aw := c.Consumer.AckWait
-	if aw <= 0 {
+func checkAckWaitPrefetch(c config.Config, p plan) []Finding {
+	const check = "ack_wait.prefetch"
+	if c.Consumer.AckWait <= 0 {
 		return nil
 	}
-	if aw <= recoveryWarnAfter {
-		return []Finding{ok(check, "a crashed or cut-off worker's jobs run elsewhere after about consumer.ack_wait %s", dur(aw))}
+	if c.Consumer.AckWait > p.slotWait {
+		return []Finding{ok(check, "consumer.ack_wait %s covers a prefetched job's wait for a slot (%s)", dur(c.Consumer.AckWait), dur(p.slotWait))}
 	}
-	return []Finding{{Check: check, Severity: Warning, Keys: []string{"consumer.ack_wait"},
-		What: fmt.Sprintf("consumer.ack_wait %s: a crashed or cut-off worker's jobs wait that long before they run elsewhere", dur(aw)),
-		Why:  "the ack wait need not cover an invocation or a job's wait for a slot: a worker extends the deadline of every job it holds every worker.progress_interval, so a long ack wait only delays recovery",
-		Fix:  fmt.Sprintf("lower consumer.ack_wait to %s (the default), keeping it above three worker.progress_interval", dur(queue.AckWaitDefault))}}
+	return []Finding{{Check: check, Severity: Error, Keys: []string{"consumer.ack_wait"},
+		What: fmt.Sprintf("consumer.ack_wait %s is not longer than a prefetched job's wait for a slot, %s (invoke.timeout.read %s x ceil(prefetch %d / worker.concurrency %d))",
+			dur(c.Consumer.AckWait), dur(p.slotWait), dur(c.Invoke.Timeout.Read), p.prefetch, c.Worker.Concurrency),
+		Why: "a prefetched job's ack deadline runs while it waits: it would be redelivered to another worker and run twice; `worker run` refuses this (exit 2)",
+		Fix: fmt.Sprintf("raise consumer.ack_wait above %s, or lower worker.prefetch or invoke.timeout.read", dur(p.slotWait))}}
 }
 
 func checkAckWaitHeartbeat(c config.Config, _ plan) []Finding {

@@ -64,10 +64,11 @@ func TestStaticChecksFlagSeededMisconfigurations(t *testing.T) {
 		seed  func(*config.Config)
 		want  string // in What
 	}{
-		{"ack_wait.recovery", doctor.Warning, func(c *config.Config) { c.Consumer.AckWait = 90 * time.Second }, "wait that long"},
-		{"ack_wait.heartbeat", doctor.Error, func(c *config.Config) { c.Worker.ProgressInterval = 10 * time.Second }, "not more than twice"},
-		{"ack_wait.heartbeat", doctor.Warning, func(c *config.Config) { c.Worker.ProgressInterval = 7 * time.Second }, "only 2 extensions"},
-		{"duplicate_window.ack_wait", doctor.Error, func(c *config.Config) { c.Streams.DuplicateWindow = 15 * time.Second }, "15s is not longer than consumer.ack_wait 20s"},
+		{"ack_wait.prefetch", doctor.Error, func(c *config.Config) { c.Consumer.AckWait = 50 * time.Second }, "prefetched job's wait for a slot, 1m"},
+		{"ack_wait.prefetch", doctor.Error, func(c *config.Config) { c.Worker.Prefetch = 128 }, "2m"},
+		{"ack_wait.heartbeat", doctor.Error, func(c *config.Config) { c.Worker.ProgressInterval = 45 * time.Second }, "not more than twice"},
+		{"ack_wait.heartbeat", doctor.Warning, func(c *config.Config) { c.Worker.ProgressInterval = 35 * time.Second }, "only 2 extensions"},
+		{"duplicate_window.ack_wait", doctor.Error, func(c *config.Config) { c.Streams.DuplicateWindow = time.Minute }, "1m is not longer than consumer.ack_wait 1m30s"},
 		{"jobs_max_age.waits", doctor.Error, func(c *config.Config) { c.Streams.JobsMaxAge = 10 * time.Minute }, "longest wait, 15m"},
 		{"jobs_max_age.waits", doctor.Error, func(c *config.Config) {
 			c.Worker.FairShare = false
@@ -128,7 +129,7 @@ func TestStaticChecksFlagSeededMisconfigurations(t *testing.T) {
 // it are reported once, by the check with the why and the fix.
 func TestStartupRuleExplainedOnce(t *testing.T) {
 	c := shipped(t)
-	c.Worker.ProgressInterval = 10 * time.Second // not under half the ack wait
+	c.Consumer.AckWait = 50 * time.Second
 	if c.Validate() == nil {
 		t.Fatal("the seed must break a start-up rule")
 	}

@@ -37,7 +37,7 @@ type Topology struct {
 	// every stream. Defaults to 2m.
 	DuplicateWindow time.Duration
 	Durable         string        // invoke-workers
-	AckWait         time.Duration // 20s
+	AckWait         time.Duration // 90s
 	MaxAckPending   int           // 20000
 	// JobBodies and ResultBodies are the object store buckets of the claim
 	// check: job bodies and results too large for a message. Defaults
@@ -105,7 +105,7 @@ const (
 	DLQMaxAgeDefault       = 30 * 24 * time.Hour
 	DuplicateWindowDefault = 2 * time.Minute
 	DurableDefault         = "invoke-workers"
-	AckWaitDefault         = 20 * time.Second
+	AckWaitDefault         = 90 * time.Second
 	MaxAckPendingDefault   = 20000
 	JobBodiesDefault       = "INVOKE_JOB_BODIES"
 	ResultBodiesDefault    = "INVOKE_RESULT_BODIES"

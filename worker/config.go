@@ -28,7 +28,7 @@ const (
 	ConcurrencyDefault      = 64
 	DrainTimeoutDefault     = 30 * time.Second
 	PullMaxBytesDefault     = 16 << 20
-	ProgressIntervalDefault = 5 * time.Second
+	ProgressIntervalDefault = 10 * time.Second
 )
 
 // Config configures a Worker.
@@ -63,8 +63,8 @@ type Config struct {
 	// finish before interrupting them. 0 takes the default, 30s.
 	DrainTimeout time.Duration
 	// ProgressInterval is how often a running job's ack deadline is
-	// extended (InProgress), whether it runs or waits for a slot. It must
-	// be well under the consumer's AckWait. Defaults to 5s.
+	// extended (InProgress). It must be well under the consumer's AckWait.
+	// Defaults to 10s.
 	ProgressInterval time.Duration
 	// Breaker configures the circuit breakers. Defaults to
 	// DefaultBreakerConfig: one breaker per function with the OCI SDK's
@@ -77,11 +77,12 @@ type Config struct {
 	// PerFunctionRate caps one function's invocations per second in this
 	// process. 0 turns it off. Defaults to 0.
 	PerFunctionRate float64
-	// Prefetch is how many jobs are pulled ahead beyond those running, so a
-	// freed slot never waits for a round trip. They wait where the worker
-	// extends their ack deadlines, as it does a running job's, so the
-	// consumer's AckWait need not cover their wait. Small values cost
-	// throughput (many small pull requests). Defaults to Concurrency.
+	// Prefetch is how many jobs the client library keeps on their way
+	// beyond those running, so a freed slot never waits for a round trip.
+	// Those jobs' ack deadlines run while they wait: up to
+	// ceil(Prefetch/Concurrency) invocations' time, which the consumer's
+	// AckWait must cover. Small values cost throughput (many small pull
+	// requests). Defaults to Concurrency.
 	Prefetch int
 	// PullMaxBytes bounds what one pull request may bring, in bytes, so
 	// that the server never has much more than that on its way to this

@@ -219,54 +219,6 @@ func TestSlowFunctionCompletesOnceWithoutRedelivery(t *testing.T) {
 	}
 }
 
-// TestPrefetchedJobsWaitingLongerThanAckWaitAreInvokedOnce: jobs pulled
-// ahead wait behind a function slower than the consumer's AckWait, while a
-// second, idle worker is ready to take anything JetStream redelivers.
-// Their deadlines are extended while they wait, as a running job's are, so
-// none is redelivered (the consumer's redelivery count stays 0) and each
-// is invoked once. The ack wait no longer has to cover a job's wait behind
-// others, which is what lets it be short enough for a dead worker's jobs
-// to come back quickly.
-func TestPrefetchedJobsWaitingLongerThanAckWaitAreInvokedOnce(t *testing.T) {
-	t.Parallel()
-	h := &harness{t: t}
-	h.nats = testenv.StartNATS(t, queue.Topology{AckWait: 600 * time.Millisecond})
-	h.creds = testenv.Credentials(t)
-	h.emu = testenv.StartEmulator(t, h.creds, map[string]emulator.Behavior{fnEcho: {Latency: time.Second}})
-	const n = 4
-	for i := range n {
-		h.publish("invoke.jobs.queued", jobHeader(fnEcho, fmt.Sprintf("queued-%d", i)), []byte("wait your turn"))
-	}
-	// One slot, and room for every job to be pulled at once: the last
-	// waits three invocations, five times the ack wait.
-	cfg := worker.Config{ProgressInterval: 100 * time.Millisecond, Concurrency: 1, Prefetch: n}
-	h.startWorker(cfg, testenv.Signer(t, h.creds))
-	testenv.Eventually(t, "all jobs pulled", func() bool {
-		info, err := h.nats.Consumer.Info(context.Background())
-		return err == nil && info.NumAckPending == n && h.w.InFlight() == 1
-	})
-	idle := &harness{t: t, nats: h.nats, creds: h.creds, emu: h.emu}
-	cfg.ID = "idle"
-	idle.startWorker(cfg, testenv.Signer(t, h.creds))
-
-	h.waitSettled(n, 0)
-	if c := h.emu.Stats().Functions[fnEcho].Calls; c != n {
-		t.Fatalf("%d invocations for %d jobs", c, n)
-	}
-	info, err := h.nats.Consumer.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumRedelivered != 0 {
-		t.Fatalf("%d jobs redelivered while they waited", info.NumRedelivered)
-	}
-	for _, m := range h.streamMsgs(h.nats.Topology.ResultsStream) {
-		if a := m.Header.Get(job.HeaderAttempts); a != "1" {
-			t.Fatalf("%s: attempts %s", m.Header.Get(job.HeaderJobID), a)
-		}
-	}
-}
-
 // TestPerFunctionConcurrencyLeavesRoomForOtherFunctionsAndChargesNoAttempts.
 func TestPerFunctionConcurrencyLeavesRoomForOtherFunctionsAndChargesNoAttempts(t *testing.T) {
 	t.Parallel()

@@ -60,31 +60,19 @@ func (w *Worker) lapseGap() time.Duration {
 	return max(w.cfg.ProgressInterval, w.cfg.AckWait-2*w.cfg.ProgressInterval)
 }
 
-// reachDoubtful reports whether the connection is down or NATS has not
-// been confirmed reachable for two confirmations in a row: feed sends no
-// pulls then. A pull sent into a stalled connection (or buffered while the
-// client reconnects) reaches the server when it comes back: what it brings
-// was held across the lapse, or goes to a pull the client has already
-// given up on, and each such delivery counts against the job.
-func (w *Worker) reachDoubtful() bool {
-	if w.deps.Reach == nil || w.cfg.AckWait <= 0 {
-		return false
-	}
-	if !w.deps.Reach.IsConnected() {
-		return true
-	}
-	r := w.reached.Load()
-	return r != 0 && w.cfg.Now().Sub(time.Unix(0, r)) > 2*w.cfg.ProgressInterval/heartbeatSweepsPerInterval
-}
-
 // lapsedSince reports whether the worker lost its reach of NATS long
 // enough for a job it has held since arrived to be redelivered: a lapse
-// ended after arrived, or one is going on now.
+// ended after arrived, or one is going on now. arrived is when the client
+// library handed the job over; jobs the server delivered into a stalled
+// connection are handed over in a burst as it comes back, around when the
+// lapse is recorded, so a job that arrived up to a progress interval after
+// a lapse ended counts as held across it (a fresh one so caught waits out
+// its ack wait, uncharged).
 func (w *Worker) lapsedSince(arrived time.Time) bool {
 	if w.deps.Reach == nil || w.cfg.AckWait <= 0 {
 		return false
 	}
-	if at := w.lapsedAt.Load(); at != 0 && at > arrived.UnixNano() {
+	if at := w.lapsedAt.Load(); at != 0 && at > arrived.Add(-w.cfg.ProgressInterval).UnixNano() {
 		return true
 	}
 	r := w.reached.Load()

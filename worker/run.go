@@ -2,11 +2,9 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoke-worker/worker/internal/rebind"
@@ -25,10 +23,10 @@ import (
 // JetStream, which redelivers it after its ack wait. A job handed over as
 // the stop came is given back, never started.
 //
-// Concurrency goroutines each take the next job from the intake when they
-// are free; feed keeps up to Prefetch more waiting there, so a free
-// goroutine never waits for a round trip. Waiting jobs have their ack
-// deadlines extended like running ones (see intake). The goroutines live
+// Concurrency goroutines each take the next job only when they are free;
+// the client library keeps Prefetch more on their way, so a free goroutine
+// never waits for a round trip. Those few are the only jobs whose ack
+// deadline runs while they wait (see Config.Prefetch). The goroutines live
 // as long as Run: a goroutine per job would grow a fresh stack for every
 // HTTP call.
 func (w *Worker) Run(ctx context.Context) error {
@@ -41,7 +39,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.running.Store(false)
 	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("prefetch", w.cfg.Prefetch).Bool("waits_hold_no_slot", w.waits()).Msg("worker started")
 
-	in := newIntake(w.cfg.Concurrency, w.cfg.Prefetch)
 	slots := make([]*slot, w.cfg.Concurrency)
 	hbs := make([]*heartbeat, len(slots))
 	for i := range slots {
@@ -51,7 +48,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Extensions go on while draining: in-flight jobs still run then.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	background.Go(func() { w.sweepHeartbeats(bgCtx, hbs, in) })
+	background.Go(func() { w.sweepHeartbeats(bgCtx, hbs) })
 	if w.deps.Reach != nil && w.cfg.AckWait > 0 {
 		background.Go(func() { w.watchReach(bgCtx) })
 	}
@@ -60,41 +57,41 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { stopBackground(); background.Wait() }()
 
+	// The client library delivers one job at a time and asks the server
+	// for more only once it was taken: a job waits here until a goroutine
+	// is free, and while it waits no more are pulled than Prefetch.
+	handoff := make(chan jetstream.Msg)
 	var (
 		handBack       sync.WaitGroup
 		handBackMu     sync.Mutex
 		handBackClosed bool // set once Run waits for handBack
 	)
-	// giveBack hands a job that has not started straight back to
-	// JetStream, holding no slot, so it does not wait behind invocations
-	// still running; no invocation, so no heartbeat, and a slot of its
-	// own that the sweeper does not visit.
-	giveBack := func(msg jetstream.Msg, arrived time.Time) {
+	deliver := func(msg jetstream.Msg) {
+		if ctx.Err() == nil {
+			select {
+			case handoff <- msg:
+				return
+			case <-ctx.Done():
+			}
+		}
+		// Stopping: on its way but not started. Straight back to
+		// JetStream, holding no slot, so it does not wait behind
+		// invocations still running; no invocation, so no heartbeat,
+		// and a slot of its own that the sweeper does not visit.
 		handBackMu.Lock()
 		defer handBackMu.Unlock()
 		if handBackClosed {
-			// Later than the drain allows: never acknowledged, so
-			// JetStream redelivers it after its ack wait.
+			// Later than the drain allows (feed gave up waiting):
+			// never acknowledged, so JetStream redelivers it after
+			// its ack wait.
 			return
 		}
-		handBack.Go(func() { w.handle(workCtx, msg, arrived, time.Time{}, true, newSlot()) })
-	}
-	// arrive takes a job a pull brought. The pull was sent at asked: the
-	// server may have delivered the job any time since, so that is when
-	// the worker holds it from (see lapsedSince).
-	arrive := func(msg jetstream.Msg, asked time.Time) {
-		if ctx.Err() != nil {
-			// Stopping: on its way but not started.
-			in.arrivedElsewhere()
-			giveBack(msg, asked)
-			return
-		}
-		in.put(msg, asked, w.cfg.Now(), w.cfg.ProgressInterval)
+		handBack.Go(func() { w.handle(workCtx, msg, w.cfg.Now(), time.Time{}, true, newSlot()) })
 	}
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		w.feed(ctx, in, arrive)
+		w.feed(ctx, deliver)
 	}()
 	var wg sync.WaitGroup
 	for _, s := range slots {
@@ -103,12 +100,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case p := <-in.ready:
+				case msg := <-handoff:
 					// A stop may have come while the job was handed over:
 					// it must not start then.
-					due := in.take(p)
-					w.handle(workCtx, p.msg, p.arrived, due, ctx.Err() != nil, s)
-					in.done()
+					w.handle(workCtx, msg, w.cfg.Now(), time.Time{}, ctx.Err() != nil, s)
 				}
 			}
 		})
@@ -119,18 +114,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	timer := time.NewTimer(w.cfg.DrainTimeout)
 	defer timer.Stop()
 	w.draining.Store(true)
-	<-fed // every pull has ended: what it brought is queued or handed back (bounded by drainWait)
-	// What still waits goes back; a slot that takes one first (it may,
-	// until it sees the stop) gives it back too.
-	for waiting := true; waiting; {
-		select {
-		case p := <-in.ready:
-			in.take(p)
-			giveBack(p.msg, p.arrived)
-		default:
-			waiting = false
-		}
-	}
+	<-fed // every job that was on its way is running or handed back (bounded by drainWait)
 	handBackMu.Lock()
 	handBackClosed = true
 	handBackMu.Unlock()
@@ -164,30 +148,35 @@ func (c Config) StopBound() time.Duration {
 }
 
 // drainWait bounds how long a stopping worker waits for the jobs already on
-// their way to it: the pulls it sent expire by then.
+// their way to it.
 const drainWait = 5 * time.Second
 
-// pullExpiry is how long one pull request waits at the server for jobs.
-// The client library gives up on a pull a second after its expiry, so a
-// stopping worker's last pulls end within drainWait. An idle worker sends
-// one such request every pullExpiry.
-const pullExpiry = drainWait - time.Second
-
-// feed pulls the shared consumer's jobs into arrive until ctx is done:
-// a pull asks for as many jobs as the intake has room for, and a new one
-// goes out once there is room for at least Prefetch/2 more, so pulls
-// overlap and a busy worker's slots never wait for a round trip. It binds
-// to the consumer, and binds again (creating the consumer again) when a
-// pull says it is lost (rebind). On stop it sends no more pulls and waits
-// for those on their way: what they bring reaches arrive, which hands it
-// back.
-func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream.Msg, asked time.Time)) {
-	var pulls sync.WaitGroup
-	defer pulls.Wait()
-	// A pull that ends saying the consumer is gone tells the loop here.
-	lost := make(chan error, 1)
+// feed keeps the shared consumer's jobs coming to deliver until ctx is
+// done: it binds to the consumer, binds again (creating the consumer
+// again) when it is lost, and on stop drains what is on its way.
+func (w *Worker) feed(ctx context.Context, deliver func(jetstream.Msg)) {
 	rebind.Run(ctx, func(ctx context.Context, b *rebind.Backoff) error {
-		return w.pull(ctx, b, in, arrive, lost, &pulls)
+		cc, err := w.bind(ctx, deliver)
+		if err != nil {
+			return err
+		}
+		b.Reset()
+		w.bound.Store(true)
+		select {
+		case <-cc.Closed():
+			// Deleted under us, or stopped for good: bind again.
+			w.bound.Store(false)
+			w.log.Warn().Msg("job consumer lost; binding again")
+		case <-ctx.Done():
+			// What is already here reaches deliver, which hands it back.
+			cc.Drain()
+			select {
+			case <-cc.Closed():
+			case <-time.After(drainWait):
+				cc.Stop()
+			}
+		}
+		return nil
 	}, func(err error) {
 		w.bound.Store(false)
 		w.metrics.fetchError()
@@ -195,90 +184,27 @@ func (w *Worker) feed(ctx context.Context, in *intake, arrive func(msg jetstream
 	})
 }
 
-// pull binds to the consumer and sends pulls into arrive until ctx is done
-// or a pull reports the consumer lost (then it pauses on b and returns nil,
-// for feed to bind again). It returns the error when it could not bind. A
-// pull that went out resets b; one that failed pauses on it. Pulls that
-// went out run in pulls.
-func (w *Worker) pull(ctx context.Context, b *rebind.Backoff, in *intake, arrive func(msg jetstream.Msg, asked time.Time), lost chan error, pulls *sync.WaitGroup) error {
-	maxBytes := max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))
-	var cons jetstream.Consumer
-	for ctx.Err() == nil {
-		select {
-		case err := <-lost:
-			w.bound.Store(false)
-			w.metrics.fetchError()
-			w.log.Warn().Err(err).Msg("job consumer lost; binding again")
-			b.Wait(ctx)
-			return nil
-		default:
-		}
-		if cons == nil {
-			c, err := w.deps.Consumer(ctx)
-			if err != nil {
-				return err
-			}
-			cons = c
-			w.bound.Store(true)
-		}
-		if w.reachDoubtful() {
-			select {
-			case <-ctx.Done():
-			case <-time.After(w.cfg.ProgressInterval / heartbeatSweepsPerInterval):
-			}
-			continue
-		}
-		n := in.reserve()
-		if n == 0 {
-			select {
-			case <-ctx.Done():
-			case <-in.room:
-			case err := <-lost:
-				lost <- err // seen at the top of the loop
-			}
-			continue
-		}
-		// At most n jobs and at most maxBytes in one pull, so that large
-		// bodies never pile up in the server for us.
-		asked := w.cfg.Now()
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchMaxBytes(maxBytes))
-		if err != nil {
-			in.unrequest(n)
-			w.metrics.fetchError()
-			w.log.Warn().Err(err).Msg("pull failed; retrying")
-			b.Wait(ctx)
-			continue
-		}
-		b.Reset()
-		pulls.Go(func() {
-			got := 0
-			for msg := range batch.Messages() {
-				got++
-				arrive(msg, asked)
-			}
-			in.unrequest(n - got)
-			if err := batch.Error(); err != nil && !benignPullEnd(err) {
-				select {
-				case lost <- err:
-				default:
-				}
-			}
-		})
+// bind gets the consumer and starts consuming it into deliver.
+func (w *Worker) bind(ctx context.Context, deliver func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
+	cons, err := w.deps.Consumer(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return cons.Consume(deliver,
+		// At most Prefetch jobs, and at most PullMaxBytes in one pull,
+		// so that large bodies never pile up in the server for us.
+		jetstream.PullMaxMessagesWithBytesLimit(w.cfg.Prefetch, max(w.cfg.PullMaxBytes, int(w.cfg.MaxMessage))),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// The client carries on (and stops by itself when the
+			// consumer is gone, which feed notices).
+			w.metrics.fetchError()
+			w.log.Warn().Err(err).Msg("pull failed; the client retries")
+		}),
+	)
 }
 
-// benignPullEnd reports whether err ends a pull without saying anything
-// about the consumer: the server is simply done with the request.
-func benignPullEnd(err error) bool {
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) ||
-		errors.Is(err, jetstream.ErrMaxBytesExceeded) || errors.Is(err, jetstream.ErrBatchCompleted) ||
-		errors.Is(err, jetstream.ErrConsumerLeadershipChanged)
-}
-
-// sweepHeartbeats sends the owed extensions of the running jobs (hbs) and
-// of the jobs waiting in the intake until ctx is done.
-func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat, in *intake) {
+// sweepHeartbeats sends the owed extensions of hbs until ctx is done.
+func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat) {
 	every := w.cfg.ProgressInterval
 	t := time.NewTicker(every / heartbeatSweepsPerInterval)
 	defer t.Stop()
@@ -291,7 +217,6 @@ func (w *Worker) sweepHeartbeats(ctx context.Context, hbs []*heartbeat, in *inta
 			for _, hb := range hbs {
 				hb.beat(now, every)
 			}
-			in.beat(now, every)
 		}
 	}
 }

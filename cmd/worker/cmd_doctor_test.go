@@ -17,9 +17,9 @@ func TestDoctorExitCodes(t *testing.T) {
 		t.Fatalf("shipped config: exit %d\n%s%s", code, out, errOut)
 	}
 
-	code, out, _ = runCLI(t, "doctor", "--config", shippedConfig, "--offline", "--set", "consumer.ack_wait=10s")
-	if code != exitFailed || !strings.Contains(out, "ack_wait.heartbeat") || !strings.Contains(out, "fix:") {
-		t.Fatalf("ack_wait 10s: exit %d\n%s", code, out)
+	code, out, _ = runCLI(t, "doctor", "--config", shippedConfig, "--offline", "--set", "consumer.ack_wait=30s")
+	if code != exitFailed || !strings.Contains(out, "ack_wait.prefetch") || !strings.Contains(out, "fix:") {
+		t.Fatalf("ack_wait 30s: exit %d\n%s", code, out)
 	}
 
 	code, _, errOut = runCLI(t, "doctor", "--offline", "--set", "consumer.ack_wiat=30s")
