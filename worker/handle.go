@@ -37,9 +37,8 @@ func newSlot() *slot {
 // heartbeat and scratch space: examine finds out what happened, decide
 // says what follows, settle carries it out. It never panics out: a panic
 // is an outcome like any other. arrived is when the job reached this
-// worker; due is when its next ack extension is owed (zero: one
-// ProgressInterval from now).
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, arrived, due time.Time, stopping bool, s *slot) {
+// worker (see lapsedSince).
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, arrived time.Time, stopping bool, s *slot) {
 	w.inFlight.Add(1)
 	w.metrics.inFlightAdd(1)
 	defer func() {
@@ -47,11 +46,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, arrived, due tim
 		w.metrics.inFlightAdd(-1)
 	}()
 	hb := &s.hb
-	if due.IsZero() {
-		hb.start(msg, w.cfg.Now(), w.cfg.ProgressInterval)
-	} else {
-		hb.startAt(msg, due)
-	}
+	hb.start(msg, w.cfg.Now(), w.cfg.ProgressInterval)
 	defer hb.stop()
 	var span trace.Span // settle ends it
 	if w.tracing != nil {

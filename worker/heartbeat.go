@@ -25,22 +25,6 @@ func (hb *heartbeat) start(msg jetstream.Msg, now time.Time, every time.Duration
 	hb.mu.Unlock()
 }
 
-// startAt begins extending msg's deadline, the first extension owed at
-// due: a job that waited in the intake keeps the pace of its extensions.
-func (hb *heartbeat) startAt(msg jetstream.Msg, due time.Time) {
-	hb.mu.Lock()
-	hb.msg, hb.due = msg, due
-	hb.mu.Unlock()
-}
-
-// end stops the heartbeat and returns when the next extension was owed.
-func (hb *heartbeat) end() time.Time {
-	hb.mu.Lock()
-	defer hb.mu.Unlock()
-	hb.msg = nil
-	return hb.due
-}
-
 // stop ends the heartbeat; after it returns no InProgress is sent, so an
 // ack that follows cannot race one. Stopping twice is harmless.
 func (hb *heartbeat) stop() {

@@ -137,7 +137,7 @@ func benchmarkHandle(b *testing.B, tp trace.TracerProvider, traceparent string) 
 		if traceparent != "" {
 			msg.header[job.HeaderTraceparent] = []string{traceparent}
 		}
-		w.handle(ctx, msg, time.Now(), time.Time{}, false, s)
+		w.handle(ctx, msg, time.Now(), false, s)
 		if !msg.acked {
 			b.Fatal("job not acknowledged")
 		}

@@ -86,7 +86,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			// its ack wait.
 			return
 		}
-		handBack.Go(func() { w.handle(workCtx, msg, w.cfg.Now(), time.Time{}, true, newSlot()) })
+		handBack.Go(func() { w.handle(workCtx, msg, w.cfg.Now(), true, newSlot()) })
 	}
 	fed := make(chan struct{})
 	go func() {
@@ -103,7 +103,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				case msg := <-handoff:
 					// A stop may have come while the job was handed over:
 					// it must not start then.
-					w.handle(workCtx, msg, w.cfg.Now(), time.Time{}, ctx.Err() != nil, s)
+					w.handle(workCtx, msg, w.cfg.Now(), ctx.Err() != nil, s)
 				}
 			}
 		})

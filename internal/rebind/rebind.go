@@ -5,7 +5,7 @@
 // or a server that is away for a while, is met the same way everywhere.
 //
 // It owns the loop and the pause, nothing else: what binding means (the
-// worker's pulls into its intake, a route's fetches sized to its free
+// worker's Consume, a route's fetches sized to its free
 // slots), what is logged and counted, and how a consumption stops are the
 // caller's. It imports nothing of the module.
 package rebind
