@@ -68,13 +68,17 @@ func TestFleetWorkerPartitioned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	l := f.startLoad(ctx, "b", jobsPerScenario)
+	// Known defects of the worker (README, "Scaling out"; issue 13). The
+	// worker package's lapse rule (worker/reach.go, tested there) fixes
+	// both, but service does not wire it yet (scenario e).
 	l.pending = map[defect]string{
-		// An attempt the cut-off worker made before it noticed the cut
-		// (its reach is confirmed four times per progress interval) may
-		// go uncounted when the job's next delivery elsewhere comes
-		// first: a flaky job invoked once more than retry.max_attempts,
-		// seen once in four runs.
-		overAttempts: "an attempt made by a worker just cut off is not counted",
+		// Back on the network, the cut-off worker settles jobs that
+		// another worker settled meanwhile: a late success after
+		// another worker's dead-letter is stored beside the record.
+		bothOutcomes: "a cut-off worker's late success after another worker dead-lettered the job",
+		// An attempt made while cut off is not recorded in the job's
+		// state, so the job's next delivery elsewhere makes it again.
+		overAttempts: "an attempt made by a cut-off worker is not counted",
 	}
 	l.waitSettled(ctx, jobsPerScenario/5)
 

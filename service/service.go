@@ -158,7 +158,12 @@ func Run(ctx context.Context, c config.Config, log zerolog.Logger, opt Options) 
 		Bodies:        queue.NewBodies(js, topo),
 		Waits:         js,
 		Sampler:       newConsumerSampler(js, topo, log),
-		Reach:         nc,
+		// Reach (the lapse rule, worker/reach.go) is not wired yet: in
+		// the fleet's full cluster restart (scenario e) jobs handed over
+		// right after the restart counted as held across the lapse, were
+		// left, and a few healthy jobs spent their attempts so. Until it
+		// tells a lapse from a restart, scenario b's defects stand
+		// (issue 13).
 	})
 	if err != nil {
 		return err
