@@ -266,7 +266,11 @@ func (r *route) handle(ctx context.Context, msg jetstream.Msg) {
 	defer cancel()
 	res, err := r.f.cfg.Publisher.EnqueueBatch(ctx, jobs)
 	r.f.metrics.batch(r.Name, res)
-	if err != nil && anyInvalid(res) {
+	// Only a batch that ran to its end (ErrIncomplete) has a result for
+	// every job: one cut short (its context ended) leaves the jobs it
+	// never took with empty results, which enqueueInvalid would count as
+	// stored, and the event would be acknowledged without them.
+	if errors.Is(err, client.ErrIncomplete) && anyInvalid(res) {
 		err = r.enqueueInvalid(ctx, jobs, res, meta)
 	}
 	if span != nil {

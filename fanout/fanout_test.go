@@ -692,3 +692,42 @@ func TestRouteCreatesNoStreamWhenTheWorkerMayNot(t *testing.T) {
 		t.Fatalf("with the stream there: %v", err)
 	}
 }
+
+// cutShortPublisher stores an event's first job and stops, as EnqueueBatch
+// does when its context ends: the jobs it never took get empty results.
+type cutShortPublisher struct{ fanout.Publisher }
+
+func (c cutShortPublisher) EnqueueBatch(ctx context.Context, jobs []client.Job) ([]client.BatchResult, error) {
+	out := make([]client.BatchResult, len(jobs))
+	res, _ := c.Publisher.EnqueueBatch(ctx, jobs[:1])
+	out[0] = res[0]
+	return out, context.DeadlineExceeded
+}
+
+// TestEventCutShortWithAnInvalidJobIsGivenBack: an event whose first job
+// is invalid and whose batch was cut short (the publish timeout) must not
+// be acknowledged after that one job is stored for the DLQ: the jobs the
+// batch never took are not stored. It is given back, to be fanned out
+// again.
+func TestEventCutShortWithAnInvalidJobIsGivenBack(t *testing.T) {
+	t.Parallel()
+	st := testenv.StartStack(t, testenv.StackConfig{})
+	reg := prometheus.NewRegistry()
+	start(t, st, fanout.Config{Routes: []fanout.Route{{
+		Name: "short", Stream: "SHORT", StreamSubjects: []string{"short.>"}, Functions: []string{fnEcho, fnMissing},
+		JobSubject: "invoke.jobs.short",
+		Headers:    fanout.Headers{Set: map[string]string{job.HeaderTimeout: "soon"}},
+	}}, Metrics: reg}, func(c *client.Client) fanout.Publisher { return cutShortPublisher{c} }, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	ack, err := st.JS.Publish(ctx, "short.one", []byte(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the event given back", func() bool {
+		return consumerInfo(t, st.JS, "SHORT", "invoke-route-short").NumRedelivered > 0
+	})
+	if info := consumerInfo(t, st.JS, "SHORT", "invoke-route-short"); info.AckFloor.Stream >= ack.Sequence {
+		t.Fatalf("the event was acknowledged with one of its two jobs stored (ack floor %d)", info.AckFloor.Stream)
+	}
+}
