@@ -180,6 +180,15 @@ func TestFleetClusterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
 	defer cancel()
 	l := f.startLoad(ctx, "e", jobsPerScenario)
+	// A known defect (README, "Scaling out"; issue 13): deliveries the
+	// cluster made as it stopped or came back (to connections it then
+	// closed, acknowledgements it lost) are each charged, and a few jobs
+	// of functions that never fail spend their attempts so: 0 to 10 of
+	// 5,000 dead-lettered as exhausted in recent runs, none lost (their
+	// records replay). Every other check still fails the scenario.
+	l.pending = map[defect]string{
+		healthyDeadLettered: "deliveries lost in a full cluster restart are charged",
+	}
 	l.waitSettled(ctx, jobsPerScenario/5)
 
 	at := time.Now()
